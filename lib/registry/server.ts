@@ -1,0 +1,131 @@
+// The registry over HTTP, as Python's SimpleXMLRPCServer serves it:
+// POST on / and /RPC2, on 0.0.0.0 and [::] (v6-only) at one port.
+
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { gunzipSync } from "node:zlib";
+import { Logger } from "../utils/log";
+import { XmlRpcParseError, parseMethodCall, serializeFault, serializeResponse } from "../xmlrpc";
+import { Registry, RpcFault, dispatch } from "./service";
+
+/** Largest request body accepted: a CSR is ~1 KiB, an address list less. */
+export const MAX_BODY = 64 * 1024;
+const RPC_PATHS = new Set(["/", "/RPC2"]);
+
+function reply(res: http.ServerResponse, status: number, body: string, type = "text/plain", close = false): void {
+  res.writeHead(status, {
+    "Content-Type": type,
+    "Content-Length": Buffer.byteLength(body),
+    ...(close ? { Connection: "close" } : {}),
+  });
+  res.end(body);
+}
+
+function faultOf(e: unknown): { faultCode: number; faultString: string } {
+  if (e instanceof RpcFault) return { faultCode: 1, faultString: e.faultString };
+  if (e instanceof XmlRpcParseError) return { faultCode: 1, faultString: `<class 'xml.parsers.expat.ExpatError'>:${e.message}` };
+  return { faultCode: 1, faultString: `<class 'Exception'>:internal error: ${(e as Error).message}` };
+}
+
+export class RegistryServer {
+  private readonly servers: http.Server[] = [];
+
+  constructor(private readonly registry: Registry, private readonly log: Logger) {}
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const path = req.url ?? "";
+    if (!RPC_PATHS.has(path)) {
+      req.resume();
+      return reply(res, 404, "No such page\n");
+    }
+    if (req.method !== "POST") {
+      req.resume();
+      res.setHeader("Allow", "POST");
+      return reply(res, 405, "XML-RPC takes POST requests only\n");
+    }
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > MAX_BODY) {
+      req.resume();
+      return reply(res, 413, `Request body over ${MAX_BODY} bytes\n`, "text/plain", true);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_BODY) tooBig = true;
+      else chunks.push(chunk);
+    });
+    req.on("end", () => {
+      if (tooBig) return reply(res, 413, `Request body over ${MAX_BODY} bytes\n`, "text/plain", true);
+      let body: Buffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (req.headers["content-encoding"] === "gzip") {
+        try {
+          body = gunzipSync(body, { maxOutputLength: MAX_BODY });
+        } catch {
+          return reply(res, 400, "Bad gzip request body\n");
+        }
+      } else if (req.headers["content-encoding"] && req.headers["content-encoding"] !== "identity") {
+        return reply(res, 415, "Unsupported Content-Encoding\n");
+      }
+      void this.call(body.toString("utf8"), req.socket.remoteAddress ?? "?").then((xml) => reply(res, 200, xml, "text/xml"));
+    });
+    req.on("error", () => res.destroy());
+  }
+
+  private async call(body: string, client: string): Promise<string> {
+    const start = process.hrtime.bigint();
+    let method = "?";
+    let xml: string;
+    let outcome = "ok";
+    try {
+      const call = parseMethodCall(body);
+      method = call.method;
+      xml = serializeResponse(await dispatch(this.registry, call.method, call.params));
+    } catch (e) {
+      const fault = faultOf(e);
+      if (!(e instanceof RpcFault) && !(e instanceof XmlRpcParseError)) this.log.warn(`${method} failed: ${(e as Error).stack}`);
+      outcome = "fault " + fault.faultString;
+      xml = serializeFault(fault);
+    }
+    if (this.log.verbose >= 3) {
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      this.log.log(3, `${client} ${method} ${ms.toFixed(1)} ms ${outcome}`);
+    }
+    return xml;
+  }
+
+  private listenOne(host: string, port: number, ipv6Only: boolean): Promise<http.Server> {
+    const server = http.createServer({ keepAliveTimeout: 15_000 }, (req, res) => this.handle(req, res));
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host, port, ipv6Only }, () => {
+        server.off("error", reject);
+        resolve(server);
+      });
+    });
+  }
+
+  /** Listens on 0.0.0.0:port and [::]:port; returns the port (useful with 0). */
+  async listen(port: number): Promise<number> {
+    const v4 = await this.listenOne("0.0.0.0", port, false);
+    this.servers.push(v4);
+    const bound = (v4.address() as AddressInfo).port;
+    try {
+      this.servers.push(await this.listenOne("::", bound, true));
+    } catch (e) {
+      this.log.warn(`not listening on IPv6 [::]:${bound}: ${(e as Error).message}`);
+    }
+    return bound;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map((s) => new Promise<void>((resolve) => {
+        s.close(() => resolve());
+        s.closeAllConnections();
+      })),
+    );
+    this.servers.length = 0;
+  }
+}
