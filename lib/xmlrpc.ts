@@ -242,42 +242,42 @@ function pad2(n: number): string {
   return n < 10 ? "0" + n : String(n);
 }
 
-/** One value, as Python's xmlrpc.client.dumps writes it. */
+/** One value, as Python's xmlrpc.client.dumps writes it (its newline quirks included). */
 export function serializeValue(v: XmlRpcValue): string {
   if (v === null) return "<value><nil/></value>";
   switch (typeof v) {
-    case "string": return "<value><string>" + escape(v) + "</string></value>";
-    case "boolean": return v ? "<value><boolean>1</boolean></value>" : "<value><boolean>0</boolean></value>";
+    case "string": return "<value><string>" + escape(v) + "</string></value>\n";
+    case "boolean": return v ? "<value><boolean>1</boolean></value>\n" : "<value><boolean>0</boolean></value>\n";
     case "number":
-      if (Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) return "<value><int>" + v + "</int></value>";
+      if (Number.isInteger(v) && v >= -2147483648 && v <= 2147483647) return "<value><int>" + v + "</int></value>\n";
       if (!Number.isFinite(v)) throw new TypeError("cannot marshal a non-finite number");
-      return "<value><double>" + v + "</double></value>";
+      return "<value><double>" + v + "</double></value>\n";
   }
   if (Array.isArray(v)) {
     let out = "<value><array><data>\n";
-    for (const item of v) out += serializeValue(item) + "\n";
-    return out + "</data></array></value>";
+    for (const item of v) out += serializeValue(item);
+    return out + "</data></array></value>\n";
   }
-  if (Buffer.isBuffer(v)) return "<value><base64>\n" + v.toString("base64") + "\n</base64></value>";
+  if (Buffer.isBuffer(v)) return "<value><base64>\n" + v.toString("base64") + "\n</base64></value>\n";
   if (v instanceof Date) {
     const d = v;
-    return `<value><dateTime.iso8601>${d.getUTCFullYear()}${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}</dateTime.iso8601></value>`;
+    return `<value><dateTime.iso8601>${d.getUTCFullYear()}${pad2(d.getUTCMonth() + 1)}${pad2(d.getUTCDate())}T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}</dateTime.iso8601></value>\n`;
   }
   let out = "<value><struct>\n";
-  for (const [k, item] of Object.entries(v)) out += "<member>\n<name>" + escape(k) + "</name>\n" + serializeValue(item) + "\n</member>\n";
-  return out + "</struct></value>";
+  for (const [k, item] of Object.entries(v)) out += "<member>\n<name>" + escape(k) + "</name>\n" + serializeValue(item) + "</member>\n";
+  return out + "</struct></value>\n";
 }
 
 export function serializeResponse(result: XmlRpcValue): string {
-  return "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n" + serializeValue(result) + "\n</param>\n</params>\n</methodResponse>\n";
+  return "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n" + serializeValue(result) + "</param>\n</params>\n</methodResponse>\n";
 }
 
 export function serializeFault(fault: Fault): string {
-  return "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n" + serializeValue({ faultCode: fault.faultCode, faultString: fault.faultString }) + "\n</fault>\n</methodResponse>\n";
+  return "<?xml version='1.0'?>\n<methodResponse>\n<fault>\n" + serializeValue({ faultCode: fault.faultCode, faultString: fault.faultString }) + "</fault>\n</methodResponse>\n";
 }
 
 export function serializeMethodCall(method: string, params: readonly XmlRpcValue[]): string {
   let out = "<?xml version='1.0'?>\n<methodCall>\n<methodName>" + escape(method) + "</methodName>\n<params>\n";
-  for (const p of params) out += "<param>\n" + serializeValue(p) + "\n</param>\n";
+  for (const p of params) out += "<param>\n" + serializeValue(p) + "</param>\n";
   return out + "</params>\n</methodCall>\n";
 }
