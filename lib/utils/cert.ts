@@ -96,7 +96,7 @@ function signSha256(cert: forge.pki.Certificate, key: KeyObject): string {
   c.tbsCertificate = getTBSCertificate(cert);
   const tbs = Buffer.from(forge.asn1.toDer(c.tbsCertificate).getBytes(), "binary");
   c.signature = sign("sha256", tbs, key).toString("binary");
-  return forge.pki.certificateToPem(cert);
+  return forge.pki.certificateToPem(cert).replace(/\r\n/g, "\n"); // as OpenSSL writes PEM
 }
 
 /** Replaces (or adds) the CN of a subject, keeping the other attributes in order. */

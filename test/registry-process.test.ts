@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { XmlRpcValue, parseMethodResponse, serializeMethodCall } from "../lib/xmlrpc";
+import { makeCa, makeCsr } from "./helpers/pki";
+import { BIN, RunningRegistry, startRegistry } from "./helpers/registry";
+import { SmtpSink, startSmtpSink } from "./helpers/smtp-sink";
+
+interface HttpReply { status: number; body: string }
+
+function post(host: string, port: number, path: string, body: string, method = "POST"): Promise<HttpReply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port, path, method, headers: { "Content-Type": "text/xml" } }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (data += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: data }));
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+async function call(host: string, port: number, method: string, ...params: XmlRpcValue[]): Promise<XmlRpcValue> {
+  const reply = await post(host, port, "/RPC2", serializeMethodCall(method, params));
+  assert.equal(reply.status, 200);
+  const parsed = parseMethodResponse(reply.body);
+  if ("fault" in parsed) throw new Error(parsed.fault.faultString);
+  return parsed.result;
+}
+
+describe("vifibnet-registry as a process", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vifibnet-registry-"));
+  const ca = makeCa();
+  let sink: SmtpSink;
+  let reg: RunningRegistry;
+
+  before(async () => {
+    sink = await startSmtpSink();
+    reg = await startRegistry(dir, ca, `127.0.0.1:${sink.port}`, ["-v", "3"]);
+  });
+  after(async () => {
+    await reg?.stop();
+    await sink?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const host of ["127.0.0.1", "::1"]) {
+    test(`token mail and certificate over ${host}`, async () => {
+      assert.equal(await call(host, reg.port, "getCa"), ca.pem);
+      assert.equal(await call(host, reg.port, "requestToken", "carol@example.com"), null);
+      const mail = await sink.next();
+      assert.equal(mail.from, "postmaster@vifibnet.com");
+      assert.deepEqual(mail.to, ["carol@example.com"]);
+      assert.match(mail.raw, /^Subject: \[Vifibnet\] Token Request\r?$/m);
+      assert.match(mail.raw, /^From: postmaster@vifibnet\.com\r?$/m);
+      const token = /^Your token : ([a-z]{8})\r?$/m.exec(mail.raw)?.[1];
+      assert.ok(token, mail.raw);
+      const cert = new X509Certificate((await call(host, reg.port, "requestCertificate", token, makeCsr().csr)) as string);
+      assert.ok(cert.verify(new X509Certificate(ca.pem).publicKey));
+      assert.match(cert.subject, /CN=\d+\/16$/);
+    });
+  }
+
+  test("HTTP: only POST on / and /RPC2; bad bodies get faults or 4xx, and the server goes on", async () => {
+    const getCa = serializeMethodCall("getCa", []);
+    assert.equal((await post("127.0.0.1", reg.port, "/", getCa)).status, 200);
+    assert.equal((await post("127.0.0.1", reg.port, "/other", getCa)).status, 404);
+    assert.equal((await post("127.0.0.1", reg.port, "/RPC2", "", "GET")).status, 405);
+    assert.equal((await post("127.0.0.1", reg.port, "/RPC2", "x".repeat(70_000))).status, 413);
+    const malformed = await post("127.0.0.1", reg.port, "/RPC2", "<methodCall><methodName>getCa");
+    assert.match((parseMethodResponse(malformed.body) as { fault: { faultString: string } }).fault.faultString, /ExpatError.*never closed/);
+    assert.equal(await call("::1", reg.port, "getCa"), ca.pem);
+  });
+
+  test("concurrent certificate requests get distinct prefixes", async () => {
+    const tokens: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      await call("127.0.0.1", reg.port, "requestToken", `n${i}@example.com`);
+      tokens.push(/Your token : ([a-z]{8})/.exec((await sink.next()).raw)![1]!);
+    }
+    const csr = makeCsr().csr;
+    const certs = await Promise.all(tokens.map((t) => call("127.0.0.1", reg.port, "requestCertificate", t, csr)));
+    const cns = certs.map((c) => /CN=(\S+)/.exec(new X509Certificate(c as string).subject)![1]);
+    assert.equal(new Set(cns).size, 6);
+  });
+
+  test("logs one line per request at -v 3", () => {
+    assert.match(reg.log(), /127\.0\.0\.1 getCa [\d.]+ ms ok/);
+    assert.match(reg.log(), /::1 requestCertificate [\d.]+ ms ok/);
+    assert.match(reg.log(), /\? [\d.]+ ms fault .*ExpatError/);
+  });
+});
+
+describe("vifibnet-registry start and stop", () => {
+  const dir = mkdtempSync(join(tmpdir(), "vifibnet-registry-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("an unreachable mail host is a fault that says so", async () => {
+    const reg = await startRegistry(dir, makeCa(), "127.0.0.1:1");
+    try {
+      await assert.rejects(call("127.0.0.1", reg.port, "requestToken", "dave@example.com"), /could not mail the token to dave@example\.com.*ECONNREFUSED/);
+    } finally {
+      assert.equal(await reg.stop("SIGINT"), 0, "SIGINT stops it cleanly");
+    }
+  });
+
+  test("SIGTERM stops it cleanly, even with a keep-alive connection open", async () => {
+    const reg = await startRegistry(dir, makeCa(), "127.0.0.1:1");
+    const agent = new http.Agent({ keepAlive: true });
+    await new Promise<void>((resolve) => {
+      http.request({ host: "127.0.0.1", port: reg.port, path: "/RPC2", method: "POST", agent }, (res) => { res.resume(); res.on("end", resolve); }).end(serializeMethodCall("getCa", []));
+    });
+    assert.equal(await reg.stop(), 0);
+    agent.destroy();
+  });
+
+  test("bad arguments and files give a clear error before anything starts", () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [BIN("vifibnet-registry"), ...args], { encoding: "utf8", timeout: 15_000 });
+    let r = run("8000");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /error: the following arguments are required: --db, --ca, --key, --mailhost/);
+    r = run("notaport", "--db", "x", "--ca", "x", "--key", "x", "--mailhost", "x");
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /argument port: invalid 'int' value: 'notaport'/);
+    r = run("0", "--db", join(dir, "a.db"), "--ca", join(dir, "missing.crt"), "--key", "x", "--mailhost", "localhost");
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cannot read --ca .*missing\.crt: no such file/);
+  });
+});
