@@ -152,3 +152,25 @@ test("dispatch rejects unknown methods, wrong arity and wrong types as Python wo
   assert.equal(await dispatch(r.registry, "getCa", []), ca48.pem);
   assert.equal(await dispatch(r.registry, "declare", [["2001:db8:42::", "198.51.100.1,1194,udp"]]), true);
 });
+
+test("non-ASCII subjects are copied, not re-encoded", async () => {
+  const ca = makeCa("2001:db8:42::/48", "Autorité de test");
+  const r = setup(ca);
+  const csr = makeCsr({ subject: [{ shortName: "O", value: "Vifib Société" }, { shortName: "CN", value: "n" }] });
+  const cert = new X509Certificate(r.registry.requestCertificate(await token(r), csr.csr));
+  assert.equal(cert.subject, "O=Vifib Société\nCN=0/16");
+  assert.match(cert.issuer, /CN=Autorité de test/);
+  assert.ok(cert.checkIssued(new X509Certificate(ca.pem)));
+});
+
+test("stored peers with malformed address lists are never handed out", () => {
+  const path = join(dir, "legacy-peers.db");
+  new RegistryDb(path).close();
+  const raw = new Database(path);
+  raw.prepare("INSERT INTO peers (prefix, address) VALUES (?, ?), (?, ?)").run("0000000000000001", "192.0.2.4,1194,udp,--up,/bin/sh", "0000000000000010", "192.0.2.5,1194,udp");
+  raw.close();
+  const db = new RegistryDb(path);
+  const registry = new Registry({ db, ca: loadCa(ca48.pem, ca48.keyPem), mailer: new FakeMailer(), log: silentLogger });
+  assert.deepEqual(registry.getPeerList(10, "2001:db8:42::"), [["0000000000000010", "192.0.2.5,1194,udp"]]);
+  db.close();
+});

@@ -58,8 +58,20 @@ export class Registry {
   constructor(private readonly deps: RegistryDeps) {
     this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
     this.random = deps.random ?? mathRandomInt;
-    this.peers = new PeerSet(deps.db.allPeers());
+    this.peers = this.loadPeers();
     this.purgeIfDue();
+  }
+
+  /**
+   * The peers table, minus rows whose address list is malformed: a file
+   * written by the legacy registry may hold them, and handing them out would
+   * put their fields on other nodes' OpenVPN command lines.
+   */
+  private loadPeers(): PeerSet {
+    const rows = this.deps.db.allPeers();
+    const good = rows.filter((r) => parseAddressList(r.address) !== null);
+    if (good.length < rows.length) this.deps.log.warn(`ignoring ${rows.length - good.length} stored peer(s) with a malformed address list`);
+    return new PeerSet(good);
   }
 
   private get network(): Bits {
@@ -80,7 +92,7 @@ export class Registry {
     if (gone > 0) {
       this.deps.log.log(2, `purged ${gone} peer(s) not declared for ${PEER_MAX_AGE} s`);
       // A purge is rare; reloading keeps the mirror exactly the table.
-      this.peers = new PeerSet(this.deps.db.allPeers());
+      this.peers = this.loadPeers();
     }
   }
 
