@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh python3 python3-openssl iproute2
-npx tsc -p .
+rm -rf dist && npx tsc -p .  # no stale compiled tests
 exec node --test --test-timeout=300000 dist/test/*.test.js

@@ -260,6 +260,8 @@ export interface NodeCertificate {
   /** Prefix bits from the CN ("5/16" → "0000000000000101"), or null if the CN has another shape. */
   prefix: Bits | null;
   commonName: string;
+  /** True when signed with SHA-1 (the legacy registry): OpenSSL 3 refuses it by default. */
+  sha1: boolean;
 }
 
 /**
@@ -279,5 +281,9 @@ export function checkIssuedCertificate(certPem: string, key: KeyObject, caPem: s
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
     throw new CertificateError("the registry returned a certificate its CA (ca.pem) did not sign");
   const commonName = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? "";
-  return { prefix: cnToPrefix(commonName), commonName };
+  const sigOid = forge.asn1.derToOid(
+    ((forge.asn1.fromDer(forge.util.createBuffer(cert.raw.toString("binary"))).value as forge.asn1.Asn1[])[1]!.value as forge.asn1.Asn1[])[0]!.value as string,
+  );
+  const sha1 = sigOid === forge.pki.oids["sha1WithRSAEncryption"];
+  return { prefix: cnToPrefix(commonName), commonName, sha1 };
 }
