@@ -1,0 +1,113 @@
+// Command lines of the daemon's children (SPEC section 6): OpenVPN servers
+// and clients, and babeld. Pure: the launcher that runs them is elsewhere.
+// Legacy Python nodes must accept these tunnels, so every option below is
+// the legacy's, in the legacy's meaning.
+
+import { Bits, PeerAddress, bitsToIpv6 } from "./utils/address";
+
+/** What every OpenVPN process of a node shares. */
+export interface OpenvpnCommon {
+  hello: number;
+  verbose: number;
+  ca: string;
+  cert: string;
+  /** The user's arguments after `--` (the legacy README: "one SHOULD give --key"). */
+  openvpnArgs: readonly string[];
+  /** Adds `--tls-cert-profile insecure` for certificates signed with SHA-1 (SPEC section 7). */
+  legacySha1: boolean;
+  /** The hook scripts (ovpn-server, ovpn-client), absolute paths. */
+  hookDir: string;
+  /** The file descriptor, in OpenVPN, on which hooks write their events. */
+  eventFd: number;
+}
+
+function common(c: OpenvpnCommon): string[] {
+  return [
+    "--dev-type", "tap",
+    "--persist-tun",
+    "--persist-key",
+    "--script-security", "2",
+    "--user", "nobody",
+    "--group", "nogroup",
+    "--ping-exit", String(4 * c.hello),
+    "--verb", String(c.verbose),
+    ...(c.legacySha1 ? ["--tls-cert-profile", "insecure"] : []),
+    ...c.openvpnArgs,
+    "--ca", c.ca,
+    "--cert", c.cert,
+  ];
+}
+
+export interface ServerOptions {
+  dev: string;
+  port: number;
+  proto: "udp" | "tcp-server";
+  dh: string;
+  maxClients: number;
+  /** Node address with the length of its subnet, e.g. "2001:db8:42:5::/64". */
+  address: string;
+}
+
+export function openvpnServerArgv(c: OpenvpnCommon, s: ServerOptions): string[] {
+  const hook = `${c.hookDir}/ovpn-server`;
+  return [
+    ...common(c),
+    "--tls-server",
+    "--mode", "server",
+    "--dev", s.dev,
+    "--dh", s.dh,
+    "--max-clients", String(s.maxClients),
+    "--port", String(s.port),
+    "--proto", s.proto,
+    "--up", `${hook} ${s.address}`,
+    "--client-connect", `${hook} ${c.eventFd}`,
+    "--client-disconnect", `${hook} ${c.eventFd}`,
+  ];
+}
+
+/** How a connecting node dials an advertised address (SPEC section 2). */
+export function remoteProto(advertised: PeerAddress["proto"]): "udp" | "tcp-client" {
+  return advertised === "udp" ? "udp" : "tcp-client";
+}
+
+export function openvpnClientArgv(c: OpenvpnCommon, dev: string, remotes: readonly PeerAddress[]): string[] {
+  const hook = `${c.hookDir}/ovpn-client`;
+  return [
+    ...common(c),
+    "--nobind",
+    "--client",
+    "--dev", dev,
+    "--up", hook,
+    "--route-up", `${hook} ${c.eventFd}`,
+    ...remotes.flatMap((r) => ["--remote", r.ip, String(r.port), remoteProto(r.proto)]),
+  ];
+}
+
+export interface BabeldOptions {
+  network: Bits;
+  /** The node address, e.g. "2001:db8:42:5::". */
+  address: string;
+  interfaces: readonly string[];
+  wireless: boolean;
+  hello: number;
+  verbose: number;
+  stateFile: string;
+  pidFile: string;
+}
+
+export function babeldArgv(b: BabeldOptions): string[] {
+  return [
+    "-C", `redistribute local ip ${b.address}`,
+    "-C", "redistribute local deny",
+    "-C", `in ip ${bitsToIpv6(b.network)}/${b.network.length}`,
+    "-C", "in deny",
+    "-d", String(b.verbose),
+    "-h", String(b.hello),
+    "-H", String(b.hello),
+    "-S", b.stateFile,
+    "-I", b.pidFile,
+    "-s",
+    ...(b.wireless ? ["-w"] : []),
+    ...b.interfaces,
+  ];
+}

@@ -1,0 +1,95 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { OpenvpnCommon, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
+import { networkFromSerial } from "../lib/utils/address";
+import { BIN } from "./helpers/registry";
+
+const c: OpenvpnCommon = {
+  hello: 15, verbose: 3, ca: "/etc/vifib/ca.pem", cert: "/etc/vifib/cert.crt", openvpnArgs: ["--key", "/etc/vifib/cert.key"],
+  legacySha1: false, hookDir: "/opt/vifibnet/bin", eventFd: 3,
+};
+
+/** The value following `flag` in argv. */
+const after = (argv: string[], flag: string): string | undefined => argv[argv.indexOf(flag) + 1];
+
+test("common OpenVPN options are the legacy's, user arguments before --ca/--cert", () => {
+  const argv = openvpnClientArgv(c, "client1", []);
+  assert.deepEqual(argv.slice(0, 16), ["--dev-type", "tap", "--persist-tun", "--persist-key", "--script-security", "2", "--user", "nobody", "--group", "nogroup", "--ping-exit", "60", "--verb", "3", "--key", "/etc/vifib/cert.key"]);
+  assert.equal(after(argv, "--ca"), "/etc/vifib/ca.pem");
+  assert.equal(after(argv, "--cert"), "/etc/vifib/cert.crt");
+  assert.ok(!argv.includes("--tls-cert-profile"));
+  assert.equal(after(openvpnClientArgv({ ...c, legacySha1: true }, "client1", []), "--tls-cert-profile"), "insecure");
+});
+
+test("server: tls-server mode with its hooks, port and proto", () => {
+  const argv = openvpnServerArgv(c, { dev: "vifibnet", port: 1194, proto: "udp", dh: "/etc/vifib/dh2048.pem", maxClients: 20, address: "2001:db8:42:5::/64" });
+  assert.ok(argv.includes("--tls-server"));
+  assert.equal(after(argv, "--mode"), "server");
+  assert.equal(after(argv, "--dev"), "vifibnet");
+  assert.equal(after(argv, "--max-clients"), "20");
+  assert.equal(after(argv, "--port"), "1194");
+  assert.equal(after(argv, "--proto"), "udp");
+  assert.equal(after(argv, "--up"), "/opt/vifibnet/bin/ovpn-server 2001:db8:42:5::/64");
+  assert.equal(after(argv, "--client-connect"), "/opt/vifibnet/bin/ovpn-server 3");
+  assert.equal(after(argv, "--client-disconnect"), "/opt/vifibnet/bin/ovpn-server 3");
+});
+
+test("client: one --remote per address, tcp-server dialled as tcp-client", () => {
+  const argv = openvpnClientArgv(c, "client4", [
+    { ip: "198.51.100.7", port: 1194, proto: "udp" },
+    { ip: "198.51.100.7", port: 1000, proto: "tcp-server" },
+    { ip: "198.51.100.8", port: 443, proto: "tcp-client" },
+  ]);
+  assert.deepEqual(argv.slice(argv.indexOf("--remote")), [
+    "--remote", "198.51.100.7", "1194", "udp", "--remote", "198.51.100.7", "1000", "tcp-client", "--remote", "198.51.100.8", "443", "tcp-client",
+  ]);
+  assert.ok(argv.includes("--nobind") && argv.includes("--client"));
+  assert.equal(after(argv, "--dev"), "client4");
+  assert.equal(after(argv, "--route-up"), "/opt/vifibnet/bin/ovpn-client 3");
+});
+
+test("babeld: legacy filters, own pid and state files, every interface", () => {
+  const argv = babeldArgv({
+    network: networkFromSerial(0x120010db80042n), address: "2001:db8:42:5::", interfaces: ["vifibnet", "client1", "eth1"],
+    wireless: true, hello: 4, verbose: 2, stateFile: "/var/lib/vifibnet/vifibnet.babeld.state", pidFile: "/var/lib/vifibnet/babeld.pid",
+  });
+  assert.deepEqual(argv, [
+    "-C", "redistribute local ip 2001:db8:42:5::", "-C", "redistribute local deny", "-C", "in ip 2001:db8:42::/48", "-C", "in deny",
+    "-d", "2", "-h", "4", "-H", "4", "-S", "/var/lib/vifibnet/vifibnet.babeld.state", "-I", "/var/lib/vifibnet/babeld.pid", "-s", "-w",
+    "vifibnet", "client1", "eth1",
+  ]);
+});
+
+/** Runs a hook as OpenVPN would, with the event socket on fd 3; returns what it wrote there. */
+function runHook(name: string, env: Record<string, string>, args: string[]): Promise<{ code: number | null; events: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(BIN(name), args, { env: { PATH: process.env["PATH"] ?? "", ...env }, stdio: ["ignore", "ignore", "ignore", "pipe"] });
+    let events = "";
+    const fd3 = child.stdio[3] as NodeJS.ReadableStream;
+    fd3.setEncoding("utf8");
+    fd3.on("data", (s: string) => (events += s));
+    child.on("close", (code) => resolve({ code, events }));
+  });
+}
+
+test("hooks report events on the daemon's socket and push the client its address", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "vifibnet-hooks-"));
+  try {
+    const pushFile = join(dir, "client-connect.conf");
+    let r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "5/16", trusted_ip: "198.51.100.9" }, ["3", pushFile]);
+    assert.deepEqual(r, { code: 0, events: "client-connect 5/16\n" });
+    assert.equal(readFileSync(pushFile, "utf8"), 'push "setenv-safe external_ip 198.51.100.9"\n');
+    r = await runHook("ovpn-server", { script_type: "client-disconnect", common_name: "5/16" }, ["3"]);
+    assert.deepEqual(r, { code: 0, events: "client-disconnect 5/16\n" });
+    r = await runHook("ovpn-client", { script_type: "route-up", OPENVPN_external_ip: "198.51.100.3" }, ["3"]);
+    assert.deepEqual(r, { code: 0, events: "route-up 198.51.100.3\n" });
+    r = await runHook("ovpn-client", { script_type: "route-up" }, ["3;touch " + join(dir, "x")]);
+    assert.equal(r.code, 1, "a descriptor that is not a number is refused");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
