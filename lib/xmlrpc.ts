@@ -21,6 +21,11 @@ export class XmlRpcParseError extends Error {
   override name = "XmlRpcParseError";
 }
 
+/** A value already serialized by serializeValue: lets a caller cache hot answers. */
+export class RawXml {
+  constructor(readonly xml: string) {}
+}
+
 export interface MethodCall {
   method: string;
   params: XmlRpcValue[];
@@ -268,8 +273,9 @@ export function serializeValue(v: XmlRpcValue): string {
   return out + "</struct></value>\n";
 }
 
-export function serializeResponse(result: XmlRpcValue): string {
-  return "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n" + serializeValue(result) + "</param>\n</params>\n</methodResponse>\n";
+export function serializeResponse(result: XmlRpcValue | RawXml): string {
+  const value = result instanceof RawXml ? result.xml : serializeValue(result);
+  return "<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n" + value + "</param>\n</params>\n</methodResponse>\n";
 }
 
 export function serializeFault(fault: Fault): string {

@@ -31,6 +31,21 @@ test("IPv6 text to bits accepts every valid spelling", () => {
   assert.equal(ipv6ToBits("1.2.3.4"), null);
   assert.equal(ipv6ToBits("2001:db8::g"), null);
   assert.equal(ipv6ToBits("fe80::1%eth0"), ipv6ToBits("fe80::1"));
+  assert.equal(ipv6ToBits("1:2:3:4:5:6:7::")!.slice(96), "0000000000000111" + "0".repeat(16));
+  assert.equal(ipv6ToBits("::1.2.3.4"), ipv6ToBits("::102:304"));
+  assert.equal(ipv6ToBits("1:2:3:4:5:6:1.2.3.4"), ipv6ToBits("1:2:3:4:5:6:102:304"));
+  for (const bad of [":::", "1::2::3", "12345::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "::ffff:1.2.3.256", "::1.2.3", "1.2.3.4::",
+    ":1::", "1::2:", "%eth0", "::%", "g::", " ::1", "::01.2.3.4", "1:2:3:4:5:6:7:8::"]) {
+    assert.equal(ipv6ToBits(bad), null, bad);
+  }
+});
+
+test("the IPv6 parser agrees with Node's on every form it is given", async () => {
+  const { isIPv6 } = await import("node:net");
+  const samples = ["::", "::1", "1::", "2001:db8:42::5", "2001:0db8:0042:0005:0000:0000:0000:0000", "::ffff:10.0.0.1", "1:2:3:4:5:6:7:8",
+    "1::8", "1:2::7:8", "fe80::1%2", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "1:2:3:4:5::1.2.3.4", "abcd:ef01::", "ABCD::EF01", "::0:0:0:0:0:0:0",
+    "1::2::3", "1:2:3:4:5:6:7:8:9", "12345::", "::1.2.3.04", "x::", "1:2", "", ":", "1.2.3.4", "::1.2.3.4.5"];
+  for (const s of samples) assert.equal(ipv6ToBits(s) !== null, isIPv6(s), s);
 });
 
 test("node address is network + prefix, zero padded", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { PeerSet } from "../lib/registry/peers";
+import { RawXml, serializeResponse } from "../lib/xmlrpc";
 
 const rows = (n: number) => Array.from({ length: n }, (_, i) => ({ prefix: i.toString(2).padStart(16, "0"), address: `198.51.100.${i % 250},1194,udp` }));
 
@@ -34,4 +35,13 @@ test("set replaces, delete keeps the index consistent", () => {
   set.delete("0000000000000010");
   set.delete("0000000000000001");
   assert.equal(set.sample(5).length, 0);
+});
+
+test("sampleXml is sample serialized as Python would", () => {
+  const set = new PeerSet(rows(30));
+  const seq = [7, 3, 11, 5, 2, 9, 1, 4, 8, 6, 0, 10];
+  const seeded = () => { let k = 0; return (n: number) => seq[k++ % seq.length]! % n; };
+  const xml = set.sampleXml(10, seeded()).xml;
+  assert.equal(serializeResponse(new RawXml(xml)), serializeResponse(set.sample(10, seeded())));
+  assert.equal(new PeerSet().sampleXml(5).xml, "<value><array><data>\n</data></array></value>\n");
 });

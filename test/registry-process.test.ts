@@ -13,9 +13,10 @@ import { SmtpSink, startSmtpSink } from "./helpers/smtp-sink";
 
 interface HttpReply { status: number; body: string }
 
+/** One request on a connection of its own: with several workers, any of them may answer. */
 function post(host: string, port: number, path: string, body: string, method = "POST"): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, path, method, headers: { "Content-Type": "text/xml" } }, (res) => {
+    const req = http.request({ host, port, path, method, agent: false, headers: { "Content-Type": "text/xml" } }, (res) => {
       let data = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (data += c));
@@ -43,7 +44,7 @@ describe("vifibnet-registry as a process", () => {
 
   before(async () => {
     sink = await startSmtpSink();
-    reg = await startRegistry(dir, ca, `127.0.0.1:${sink.port}`, ["-v", "3"]);
+    reg = await startRegistry(dir, ca, `127.0.0.1:${sink.port}`, ["-v", "3", "--workers", "2"]);
   });
   after(async () => {
     await reg?.stop();
@@ -89,6 +90,14 @@ describe("vifibnet-registry as a process", () => {
     const certs = await Promise.all(tokens.map((t) => call("127.0.0.1", reg.port, "requestCertificate", t, csr)));
     const cns = certs.map((c) => /CN=(\S+)/.exec(new X509Certificate(c as string).subject)![1]);
     assert.equal(new Set(cns).size, 6);
+  });
+
+  test("a declared peer is listed by every worker within moments", async () => {
+    const node = "2001:db8:42:77::";
+    assert.equal(await call("127.0.0.1", reg.port, "declare", [node, "198.51.100.77,1194,udp"]), true);
+    const listed = async () => ((await call("127.0.0.1", reg.port, "getPeerList", 999, node)) as string[][]).some((p) => p[1] === "198.51.100.77,1194,udp");
+    for (let i = 0; i < 50 && !(await listed()); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 10; i++) assert.ok(await listed(), `request ${i} on a new connection did not list the peer`);
   });
 
   test("logs one line per request at -v 3", () => {

@@ -10,6 +10,7 @@ import { Mailer } from "../lib/registry/mail";
 import { Registry, RpcFault, dispatch } from "../lib/registry/service";
 import { loadCa } from "../lib/utils/cert";
 import { silentLogger } from "../lib/utils/log";
+import { RawXml, parseMethodResponse, serializeResponse } from "../lib/xmlrpc";
 import { makeCa, makeCsr } from "./helpers/pki";
 
 const dir = mkdtempSync(join(tmpdir(), "vifibnet-service-"));
@@ -141,7 +142,7 @@ test("getPeerList checks n and the caller, and never lists expired peers", () =>
 test("dispatch rejects unknown methods, wrong arity and wrong types as Python would", async () => {
   const r = setup();
   const fault = (method: string, params: Parameters<typeof dispatch>[2], pyClass: string, message: RegExp) =>
-    assert.rejects(dispatch(r.registry, method, params), (e: unknown) => e instanceof RpcFault && e.pythonClass === pyClass && message.test(e.message));
+    assert.rejects(async () => dispatch(r.registry, method, params), (e: unknown) => e instanceof RpcFault && e.pythonClass === pyClass && message.test(e.message));
   await fault("nope", [], "Exception", /method "nope" is not supported/);
   await fault("getCa", [1], "TypeError", /takes 0 argument/);
   await fault("getPeerList", ["x", "2001:db8:42::"], "TypeError", /argument 1 must be an int/);
@@ -151,6 +152,9 @@ test("dispatch rejects unknown methods, wrong arity and wrong types as Python wo
   await fault("requestCertificate", ["abc", 5], "TypeError", /argument 2 must be a string/);
   assert.equal(await dispatch(r.registry, "getCa", []), ca48.pem);
   assert.equal(await dispatch(r.registry, "declare", [["2001:db8:42::", "198.51.100.1,1194,udp"]]), true);
+  const list = dispatch(r.registry, "getPeerList", [5, "2001:db8:42::"]);
+  assert.ok(list instanceof RawXml);
+  assert.deepEqual(parseMethodResponse(serializeResponse(list)), { result: [["", "198.51.100.1,1194,udp"]] }, "the root row owns the address: nothing is allocated yet");
 });
 
 test("non-ASCII subjects are copied, not re-encoded", async () => {

@@ -1,10 +1,13 @@
 // vifibnet-registry (and compat/registry.py): the command line of the legacy
-// registry.py, plus -v/--verbose.
+// registry.py, plus -v/--verbose and --workers.
 
 import { ArgumentParser } from "argparse";
-import { CertificateError, loadCa } from "../utils/cert";
+import cluster from "node:cluster";
+import { availableParallelism } from "node:os";
+import { CertificateAuthority, CertificateError, loadCa } from "../utils/cert";
 import { readUserFile } from "../utils/files";
-import { createLogger } from "../utils/log";
+import { Logger, createLogger } from "../utils/log";
+import { onOtherWorkersChanges, runPrimary, toPrimary } from "./cluster";
 import { RegistryDb } from "./db";
 import { createSmtpMailer, parseMailHost } from "./mail";
 import { RegistryServer } from "./server";
@@ -17,49 +20,69 @@ interface Args {
   key: string;
   mailhost: string;
   verbose: number;
+  workers: number;
 }
 
+const PROG = process.env["VIFIBNET_PROG"] || "vifibnet-registry";
+const DEFAULT_WORKERS = Math.min(availableParallelism(), 4);
+
 function parseArgs(argv: string[]): Args {
-  const parser = new ArgumentParser({
-    prog: process.env["VIFIBNET_PROG"] || "vifibnet-registry",
-    description: "Peer discovery http server for vifibnet",
-  });
+  const parser = new ArgumentParser({ prog: PROG, description: "Peer discovery http server for vifibnet" });
   parser.add_argument("port", { type: "int", help: "Port of the host server" });
   parser.add_argument("--db", { required: true, help: "Path to database file (created if missing; :memory: for a temporary one)" });
   parser.add_argument("--ca", { required: true, help: "Path to ca.crt file" });
   parser.add_argument("--key", { required: true, help: "Path to the CA's key file" });
   parser.add_argument("--mailhost", { required: true, help: "SMTP server mail host, HOST or HOST:PORT" });
   parser.add_argument("-v", "--verbose", { type: "int", default: 0, help: "Log level, 0-5; at 3 and above, one line per request" });
+  parser.add_argument("--workers", { type: "int", default: DEFAULT_WORKERS, help: "Processes serving requests (default: one per core, at most 4: %(default)s)" });
   const args = parser.parse_args(argv) as Args;
   if (args.port < 0 || args.port > 65535) parser.error(`argument port: ${args.port} is not a port number`);
   if (!parseMailHost(args.mailhost)) parser.error(`argument --mailhost: expected HOST or HOST:PORT, got '${args.mailhost}'`);
+  if (args.workers < 1 || args.workers > 64) parser.error(`argument --workers: ${args.workers} is not between 1 and 64`);
   return args;
 }
 
-export async function main(argv: string[]): Promise<void> {
-  const args = parseArgs(argv);
-  const prog = process.env["VIFIBNET_PROG"] || "vifibnet-registry";
-  const log = createLogger(args.verbose);
+function die(message: string): never {
+  process.stderr.write(`${PROG}: error: ${message}\n`);
+  process.exit(1);
+}
+
+function loadCaOrDie(args: Args): CertificateAuthority {
+  try {
+    return loadCa(readUserFile("--ca", args.ca), readUserFile("--key", args.key));
+  } catch (e) {
+    return die(e instanceof CertificateError ? `--ca ${args.ca} / --key ${args.key}: ${e.message}` : (e as Error).message);
+  }
+}
+
+function listeningLine(log: Logger, ca: CertificateAuthority, port: number): void {
+  log.log(0, `registry for network of ${ca.network.length} bits listening on 0.0.0.0:${port} and [::]:${port}`);
+}
+
+/** Serves requests in this process (alone, or as a cluster worker). */
+async function serve(args: Args, ca: CertificateAuthority, log: Logger, worker: boolean): Promise<void> {
   let db: RegistryDb | undefined;
   let server: RegistryServer;
   try {
-    const ca = loadCa(readUserFile("--ca", args.ca), readUserFile("--key", args.key));
     db = new RegistryDb(args.db);
-    const registry = new Registry({ db, ca, mailer: createSmtpMailer(parseMailHost(args.mailhost)!), log });
+    const registry = new Registry({
+      db, ca, log, mailer: createSmtpMailer(parseMailHost(args.mailhost)!),
+      ...(worker ? { onPeersChange: (change) => toPrimary({ change }) } : {}),
+    });
+    if (worker) onOtherWorkersChanges((change) => registry.applyPeersChange(change));
     server = new RegistryServer(registry, log);
     const port = await server.listen(args.port);
-    log.log(0, `registry for network of ${ca.network.length} bits listening on 0.0.0.0:${port} and [::]:${port}`);
+    if (worker) toPrimary({ listening: port });
+    else listeningLine(log, ca, port);
   } catch (e) {
     db?.close();
-    const msg = e instanceof CertificateError ? `--ca ${args.ca} / --key ${args.key}: ${e.message}` : (e as Error).message;
-    process.stderr.write(`${prog}: error: ${msg}\n`);
-    process.exit(1);
+    return die((e as Error).message);
   }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    log.log(1, `${signal} received, stopping`);
+    if (!worker) log.log(1, `${signal} received, stopping`);
     void server.close().then(() => {
       db!.close();
       process.exit(0);
@@ -67,4 +90,21 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
+  const log = createLogger(args.verbose);
+  const ca = loadCaOrDie(args);
+  if (cluster.isWorker) return serve(args, ca, log, true);
+  // Create or check the file once, before any worker, so an error is told once.
+  try {
+    new RegistryDb(args.db).close();
+  } catch (e) {
+    die((e as Error).message);
+  }
+  // Workers of an in-memory database would each have their own.
+  const workers = args.db === ":memory:" ? 1 : args.workers;
+  if (workers === 1) return serve(args, ca, log, false);
+  runPrimary({ workers, log, onListening: (port) => listeningLine(log, ca, port) });
 }

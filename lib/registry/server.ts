@@ -68,26 +68,40 @@ export class RegistryServer {
       } else if (req.headers["content-encoding"] && req.headers["content-encoding"] !== "identity") {
         return reply(res, 415, "Unsupported Content-Encoding\n");
       }
-      void this.call(body.toString("utf8"), req.socket.remoteAddress ?? "?").then((xml) => reply(res, 200, xml, "text/xml"));
+      const xml = this.call(body.toString("utf8"), req.socket.remoteAddress ?? "?");
+      if (typeof xml === "string") reply(res, 200, xml, "text/xml");
+      else void xml.then((text) => reply(res, 200, text, "text/xml"));
     });
     req.on("error", () => res.destroy());
   }
 
-  private async call(body: string, client: string): Promise<string> {
+  /** One request: parse, dispatch, serialize; never throws. Synchronous when the method is. */
+  private call(body: string, client: string): string | Promise<string> {
     const start = process.hrtime.bigint();
     let method = "?";
-    let xml: string;
-    let outcome = "ok";
     try {
       const call = parseMethodCall(body);
       method = call.method;
-      xml = serializeResponse(await dispatch(this.registry, call.method, call.params));
+      const result = dispatch(this.registry, call.method, call.params);
+      if (result instanceof Promise) {
+        return result.then(
+          (value) => this.done(client, method, start, serializeResponse(value), "ok"),
+          (e: unknown) => this.failed(client, method, start, e),
+        );
+      }
+      return this.done(client, method, start, serializeResponse(result), "ok");
     } catch (e) {
-      const fault = faultOf(e);
-      if (!(e instanceof RpcFault) && !(e instanceof XmlRpcParseError)) this.log.warn(`${method} failed: ${(e as Error).stack}`);
-      outcome = "fault " + fault.faultString;
-      xml = serializeFault(fault);
+      return this.failed(client, method, start, e);
     }
+  }
+
+  private failed(client: string, method: string, start: bigint, e: unknown): string {
+    const fault = faultOf(e);
+    if (!(e instanceof RpcFault) && !(e instanceof XmlRpcParseError)) this.log.warn(`${method} failed: ${(e as Error).stack}`);
+    return this.done(client, method, start, serializeFault(fault), "fault " + fault.faultString);
+  }
+
+  private done(client: string, method: string, start: bigint, xml: string, outcome: string): string {
     if (this.log.verbose >= 3) {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       this.log.log(3, `${client} ${method} ${ms.toFixed(1)} ms ${outcome}`);

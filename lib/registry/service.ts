@@ -5,7 +5,7 @@ import { randomInt } from "node:crypto";
 import { Bits, ipv6ToBits, parseAddressList, prefixToCn } from "../utils/address";
 import { CertificateAuthority, CertificateError, checkRequest, issueCertificate } from "../utils/cert";
 import { Logger } from "../utils/log";
-import type { XmlRpcValue } from "../xmlrpc";
+import type { RawXml, XmlRpcValue } from "../xmlrpc";
 import { IssueError, RegistryDb } from "./db";
 import { Mailer } from "./mail";
 import { Peer, PeerSet, RandomInt, mathRandomInt } from "./peers";
@@ -35,7 +35,15 @@ export interface RegistryDeps {
   now?: () => number;
   /** For peer picks; tokens always use the cryptographic RNG. */
   random?: RandomInt;
+  /**
+   * Told of every change to the peers table this registry makes, so other
+   * worker processes can mirror it (./cluster.ts).
+   */
+  onPeersChange?: (change: PeersChange) => void;
 }
+
+/** A change to the peers table: one row upserted, or anything (reload it). */
+export type PeersChange = { peer: [prefix: Bits, address: string] } | { reload: true };
 
 const EMAIL = /^[^\s@<>()[\]",;:\\]+@[^\s@<>()[\]",;:\\]+$/;
 
@@ -93,7 +101,14 @@ export class Registry {
       this.deps.log.log(2, `purged ${gone} peer(s) not declared for ${PEER_MAX_AGE} s`);
       // A purge is rare; reloading keeps the mirror exactly the table.
       this.peers = this.loadPeers();
+      this.deps.onPeersChange?.({ reload: true });
     }
+  }
+
+  /** Applies a change another process made to the peers table. */
+  applyPeersChange(change: PeersChange): void {
+    if ("peer" in change) this.peers.set(...change.peer);
+    else this.peers = this.loadPeers();
   }
 
   getCa(): string {
@@ -153,15 +168,26 @@ export class Registry {
     if (prefix === undefined) return false;
     this.deps.db.upsertPeer(prefix, addressList, this.now());
     this.peers.set(prefix, addressList);
+    this.deps.onPeersChange?.({ peer: [prefix, addressList] });
     this.deps.log.log(2, `peer ${prefix} declared ${addressList}`);
     return true;
   }
 
-  getPeerList(n: number, nodeIp: string): Peer[] {
+  private checkPeerListCall(n: number, nodeIp: string): void {
     if (!(n > 0 && n < 1000)) throw new RpcFault("AssertionError", `n must be between 1 and 999, got ${n}`);
     if (this.hostBits(nodeIp) === null) throw new RpcFault("AssertionError", `${nodeIp} is not an address inside the network`);
     this.purgeIfDue();
+  }
+
+  getPeerList(n: number, nodeIp: string): Peer[] {
+    this.checkPeerListCall(n, nodeIp);
     return this.peers.sample(n, this.random);
+  }
+
+  /** getPeerList, serialized: the registry's hot path. */
+  getPeerListXml(n: number, nodeIp: string): RawXml {
+    this.checkPeerListCall(n, nodeIp);
+    return this.peers.sampleXml(n, this.random);
   }
 }
 
@@ -195,8 +221,11 @@ function checkParams(method: string, params: XmlRpcValue[]): void {
   });
 }
 
-/** Runs one call; a RpcFault (or other error) rejects. */
-export async function dispatch(registry: Registry, method: string, params: XmlRpcValue[]): Promise<XmlRpcValue> {
+/**
+ * Runs one call; throws (or rejects) RpcFault. Synchronous unless the method
+ * is: a promise per request was a measurable share of the hot path.
+ */
+export function dispatch(registry: Registry, method: string, params: XmlRpcValue[]): XmlRpcValue | RawXml | Promise<XmlRpcValue> {
   checkParams(method, params);
   switch (method) {
     case "getCa": return registry.getCa();
@@ -207,6 +236,6 @@ export async function dispatch(registry: Registry, method: string, params: XmlRp
       const [ip, list] = params[0] as [string, string];
       return registry.declare(ip, list);
     }
-    default: return registry.getPeerList(params[0] as number, params[1] as string);
+    default: return registry.getPeerListXml(params[0] as number, params[1] as string);
   }
 }
