@@ -1,0 +1,473 @@
+// The command line of the node daemon: the legacy vifibnet.py's, flag for
+// flag (same names, defaults, types, required flags, @file configuration and
+// argparse's own error messages, exit 2 with the usage line), checked further
+// only where the legacy would have failed later anyway (a port OpenVPN
+// refuses, a hello interval babeld refuses, an address list other nodes drop).
+// fixtures/daemon-args/python_parse.py runs the legacy parser under the real
+// Python argparse; test/daemon-args.test.ts compares the two on a corpus.
+
+import { ArgumentParser, ArgumentTypeError, REMAINDER } from "argparse";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { constants as osConstants } from "node:os";
+import { resolve } from "node:path";
+import { MAX_ADDRESS_ITEMS, PeerAddress } from "../utils/address";
+
+export type ServerProto = "udp" | "tcp-server";
+
+export interface DaemonConfig {
+  /** Registry host: IPv4, IPv6 (without brackets, even if given with them) or a host name. */
+  server: string;
+  serverPort: number;
+  /** Directory of the log files (-l/--log). */
+  log: string;
+  /** Directory of peers.db and the babeld state file (-s/--state). */
+  state: string;
+  /** 0 and up; the README documents 0-5, more is passed on unchanged to OpenVPN --verb and babeld -d. */
+  verbose: number;
+  /** Extra interfaces for LAN discovery (-i), in order, as given. */
+  interfaces: string[];
+  /** Seconds. Can exceed setTimeout's limit (2^31-1 ms, ~24.8 days): arm timers in steps. */
+  peersDbRefresh: number;
+  /** Seconds, 1-655 (babeld's limit); OpenVPN's --ping-exit is 4 times it. */
+  hello: number;
+  wireless: boolean;
+  /** One OpenVPN server each; never empty (default 1194 udp), no pair twice. */
+  pp: Array<{ port: number; proto: ServerProto }>;
+  /** Seconds; same remark as peersDbRefresh. */
+  tunnelRefresh: number;
+  dh: string;
+  ca: string;
+  cert: string;
+  connectionCount: number;
+  /** 0 to 1. */
+  refreshRate: number;
+  /** --ip items as given; undefined without --ip (then UPnP is tried). */
+  address: PeerAddress[] | undefined;
+  /** The words after `--`, exactly as given, without the `--` itself. */
+  openvpnArgs: string[];
+}
+
+/** A usage error or a help request: what argparse would print, and the exit status. */
+export class ArgsError extends Error {
+  constructor(
+    readonly status: number,
+    readonly stdout: string,
+    readonly stderr: string,
+    /** The message after "prog: error: ", or "" for --help. */
+    readonly reason: string,
+  ) {
+    super(reason || `exit ${status}`);
+    this.name = "ArgsError";
+  }
+}
+
+export interface ArgsIo {
+  /** Directory relative @file paths are read from (Python's argparse: the current one). */
+  cwd: string;
+  stdout(text: string): void;
+  stderr(text: string): void;
+  exit(status: number): never;
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export const DEFAULTS = {
+  log: "/var/log",
+  state: "/var/lib/vifibnet",
+  verbose: 0,
+  peersDbRefresh: 3600,
+  hello: 15,
+  tunnelRefresh: 300,
+  connectionCount: 20,
+  refreshRate: 0.05,
+  pp: [{ port: 1194, proto: "udp" as ServerProto }],
+} as const;
+
+export function progName(env: Env = process.env): string {
+  return env["VIFIBNET_PROG"] || "vifibnet";
+}
+
+/**
+ * Parses the daemon's arguments. On a usage error, prints the usage and the
+ * error to stderr and exits 2; on --help prints the help and exits 0 (as
+ * argparse does). `io` lets tests capture both instead.
+ */
+export function parseDaemonArgs(argv: readonly string[], env: Env = process.env, io: Partial<ArgsIo> = {}): DaemonConfig {
+  try {
+    return parseDaemonArgsOrThrow(argv, env, io.cwd);
+  } catch (e) {
+    if (!(e instanceof ArgsError)) throw e;
+    if (e.stdout) (io.stdout ?? ((t: string) => process.stdout.write(t)))(e.stdout);
+    if (e.stderr) (io.stderr ?? ((t: string) => process.stderr.write(t)))(e.stderr);
+    return (io.exit ?? ((status: number): never => process.exit(status)))(e.status);
+  }
+}
+
+/** As parseDaemonArgs, but throws ArgsError instead of printing and exiting. */
+export function parseDaemonArgsOrThrow(argv: readonly string[], env: Env = process.env, cwd: string = process.cwd()): DaemonConfig {
+  const parser = buildParser(progName(env), cwd);
+  const a = parser.parse_args([...argv]) as RawArgs;
+  return check(parser, a);
+}
+
+// ---------------------------------------------------------------------------
+// The parser
+
+/** The namespace argparse fills, under the legacy's dest names. */
+interface RawArgs {
+  server: string;
+  server_port: number;
+  log: string;
+  state: string;
+  verbose: number;
+  iface_list: string[];
+  peers_db_refresh: number;
+  hello: number;
+  wireless: boolean;
+  pp: Array<[string, string]> | undefined;
+  tunnel_refresh: number;
+  dh: string;
+  ca: string;
+  cert: string;
+  connection_count: number;
+  refresh_rate: number;
+  address: Array<[string, string, string]> | undefined;
+  openvpn_args: string[];
+}
+
+/** Python's str.isspace() set: what str.split(), strip(), int() and float() treat as blanks. */
+const PY_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_SPLIT = new RegExp(`[${PY_SPACE}]+`);
+const PY_RSTRIP = new RegExp(`[${PY_SPACE}]+$`);
+const PY_STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, "g");
+
+/** The legacy's short options, which a file may not use (README: "v 3" will not work). */
+const SHORT_TO_LONG: Readonly<Record<string, string>> = { v: "verbose", l: "log", s: "state", i: "interface", w: "wireless", h: "help" };
+
+/** Python's recursion limit ends a self-including file in the legacy; this ends it with a usage error. */
+const MAX_FILE_DEPTH = 32;
+
+/**
+ * One line of an @file, as the legacy's convert_arg_line_to_args: '#' starts
+ * a comment, a line starting with '@' names another file, any other line is
+ * a long option with its leading dashes optional, then its values.
+ */
+export function convertArgLine(line: string): string[] {
+  const text = line.split("#")[0]!.replace(PY_RSTRIP, "");
+  if (!text) return [];
+  if (text.startsWith("@")) return [text];
+  return ("--" + text.replace(/^-+/, "")).split(PY_SPLIT).filter((w) => w !== "");
+}
+
+/** Python's str.splitlines() (after open()'s universal newlines, which it subsumes). */
+function pySplitLines(text: string): string[] {
+  const lines = text.split(/\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]/);
+  if (lines[lines.length - 1] === "") lines.pop();
+  return lines;
+}
+
+/** glibc's strerror for the errors opening a file can give; Python prints these. */
+const STRERROR: Readonly<Record<string, string>> = {
+  EPERM: "Operation not permitted",
+  ENOENT: "No such file or directory",
+  EIO: "Input/output error",
+  ENXIO: "No such device or address",
+  EACCES: "Permission denied",
+  EBUSY: "Device or resource busy",
+  ENOTDIR: "Not a directory",
+  EISDIR: "Is a directory",
+  EMFILE: "Too many open files",
+  ENFILE: "Too many open files in system",
+  ENAMETOOLONG: "File name too long",
+  ELOOP: "Too many levels of symbolic links",
+  EOVERFLOW: "Value too large for defined data type",
+};
+
+/** str(OSError) in Python: "[Errno 2] No such file or directory: 'x'". */
+function pyOsError(err: NodeJS.ErrnoException, filename: string): string {
+  const code = err.code ?? "";
+  const errno = (osConstants.errno as Record<string, number | undefined>)[code];
+  const why = STRERROR[code] ?? err.message.replace(/^[A-Z]+: /, "").replace(/,.*$/, "");
+  return errno === undefined ? `${why}: ${pyRepr(filename)}` : `[Errno ${errno}] ${why}: ${pyRepr(filename)}`;
+}
+
+/** Python's repr() of a str, for messages that quote user input as Python does. */
+export function pyRepr(s: string): string {
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = quote;
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if (ch === quote || ch === "\\") out += "\\" + ch;
+    else if (ch === "\t") out += "\\t";
+    else if (ch === "\n") out += "\\n";
+    else if (ch === "\r") out += "\\r";
+    else if (ch !== " " && /^[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}\p{Zs}]$/u.test(ch)) {
+      if (cp < 0x100) out += "\\x" + cp.toString(16).padStart(2, "0");
+      else if (cp < 0x10000) out += "\\u" + cp.toString(16).padStart(4, "0");
+      else out += "\\U" + cp.toString(16).padStart(8, "0");
+    } else out += ch;
+  }
+  return out + quote;
+}
+
+/**
+ * Python's int() and float() take any Unicode decimal digit; Unicode keeps
+ * each script's digits 0-9 contiguous and in order, so a digit's value is
+ * its distance from the start of its run, modulo 10.
+ */
+function asciiDigits(s: string): string {
+  if (/^[\x00-\x7f]*$/.test(s)) return s;
+  const isNd = (c: number): boolean => /^\p{Nd}$/u.test(String.fromCodePoint(c));
+  let out = "";
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if (cp > 0x7f && isNd(cp)) {
+      let start = cp;
+      while (isNd(start - 1)) start--;
+      out += String((cp - start) % 10);
+    } else out += ch;
+  }
+  return out;
+}
+
+/** Python 3's int(str): blanks around, a sign, digits with single '_' between; at most 4300 digits. */
+function pyInt(text: string): number {
+  const s = asciiDigits(text.replace(PY_STRIP, ""));
+  if (!/^[+-]?[0-9](?:_?[0-9])*$/.test(s) || s.replace(/[^0-9]/g, "").length > 4300)
+    throw new ArgumentTypeError(`invalid int value: ${pyRepr(text)}`);
+  return Number(BigInt(s.replace(/_/g, "")));
+}
+
+/** Python 3's float(str), including 'nan' and 'inf' (the range checks reject them afterwards). */
+function pyFloat(text: string): number {
+  const s = asciiDigits(text.replace(PY_STRIP, ""));
+  const digits = "[0-9](?:_?[0-9])*";
+  const decimal = new RegExp(`^[+-]?(?:(?:${digits})?\\.${digits}|${digits}\\.?)(?:[eE][+-]?${digits})?$`);
+  const special = /^([+-]?)(inf|infinity|nan)$/i.exec(s);
+  if (special) return special[2]!.toLowerCase() === "nan" ? NaN : special[1] === "-" ? -Infinity : Infinity;
+  if (!decimal.test(s)) throw new ArgumentTypeError(`invalid float value: ${pyRepr(text)}`);
+  return Number(s.replace(/_/g, ""));
+}
+
+/** How Python prints a float or an int in our messages. */
+function pyNum(n: number): string {
+  if (Number.isNaN(n)) return "nan";
+  if (!Number.isFinite(n)) return n > 0 ? "inf" : "-inf";
+  return String(n);
+}
+
+class LegacyParser extends ArgumentParser {
+  private out = "";
+  private err = "";
+  private depth = 0;
+
+  constructor(prog: string, private readonly cwd: string) {
+    super({
+      prog,
+      fromfile_prefix_chars: "@",
+      description: "Resilient virtual private network application",
+      epilog:
+        "@FILE reads arguments from FILE: one long option per line, its leading '--' optional " +
+        "(\"verbose 3\", not \"v 3\"), '#' starts a comment, a line \"@OTHER\" reads OTHER; " +
+        "relative paths are from the current directory. Options given later win. " +
+        "Words after '--' go to every OpenVPN process as they are (give --key there).",
+    });
+  }
+
+  override convert_arg_line_to_args(argLine: string): string[] {
+    return convertArgLine(argLine);
+  }
+
+  /**
+   * Replaces the port's: its errors are Node's ("ENOENT: no such file or
+   * directory, open 'x'"), not Python's, and it re-reports a nested file's
+   * error through its own catch. Also refuses short options, as the README says.
+   */
+  _read_args_from_files(argStrings: string[]): string[] {
+    const out: string[] = [];
+    for (const arg of argStrings) {
+      if (!arg.startsWith("@")) {
+        out.push(arg);
+        continue;
+      }
+      const name = arg.slice(1);
+      if (this.depth >= MAX_FILE_DEPTH) this.error(`${pyRepr(name)}: @file nesting deeper than ${MAX_FILE_DEPTH} (a file including itself?)`);
+      if (name.includes("\0")) this.error(`${pyRepr(name)}: embedded null byte`); // Python: ValueError
+      let data: Buffer;
+      try {
+        if (name === "") throw Object.assign(new Error("ENOENT"), { code: "ENOENT" }); // resolve("") would be the directory
+        data = readFileSync(resolve(this.cwd, name));
+      } catch (e) {
+        this.error(pyOsError(e as NodeJS.ErrnoException, name));
+      }
+      let text: string;
+      try {
+        // Python 3 decodes strictly (a traceback on bad bytes). TextDecoder also drops a BOM,
+        // which Python would glue to the first option, an error there anyway.
+        text = new TextDecoder("utf-8", { fatal: true }).decode(data);
+      } catch {
+        this.error(`${pyRepr(name)}: not UTF-8 text`);
+      }
+      const args: string[] = [];
+      for (const [n, line] of pySplitLines(text).entries()) {
+        const words = convertArgLine(line);
+        const option = words[0]?.startsWith("--") ? words[0].slice(2).split("=")[0]! : "";
+        const long = SHORT_TO_LONG[option];
+        if (long !== undefined)
+          this.error(`${pyRepr(name)}, line ${n + 1}: only long options are allowed in a file: '${long}', not '${option}'`);
+        args.push(...words);
+      }
+      this.depth++;
+      try {
+        out.push(...this._read_args_from_files(args));
+      } finally {
+        this.depth--;
+      }
+    }
+    return out;
+  }
+
+  /** Captures what argparse prints (help, usage), so that nothing is written before exit. */
+  _print_message(message: string, file?: NodeJS.WritableStream): void {
+    if (!message) return;
+    if (file === process.stderr) this.err += message;
+    else this.out += message;
+  }
+
+  override exit(status = 0, message?: string): never {
+    if (message) this.err += message;
+    throw new ArgsError(status, this.out, this.err, "");
+  }
+
+  override error(message: string | Error): never {
+    const reason = typeof message === "string" ? message : message.message;
+    this.err += this.format_usage() + `${this.prog}: error: ${reason}\n`;
+    throw new ArgsError(2, this.out, this.err, reason);
+  }
+
+  declare prog: string;
+}
+
+function buildParser(prog: string, cwd: string): LegacyParser {
+  const int = pyInt;
+  const float = pyFloat;
+  const p = new LegacyParser(prog, cwd);
+  const _ = p.add_argument.bind(p) as (...args: Array<string | Record<string, unknown>>) => void;
+  _("--server", { required: true, metavar: "ADDRESS", help: "Address (IPv4, IPv6 or host name) of the peer discovery server (the registry)" });
+  _("--server-port", { required: true, type: int, metavar: "PORT", help: "Port of the peer discovery server" });
+  _("-l", "--log", { default: DEFAULTS.log, metavar: "DIR", help: "Directory of the log files (default: %(default)s)" });
+  _("-s", "--state", { default: DEFAULTS.state, metavar: "DIR", help: "Directory of peers.db and the babeld state file (default: %(default)s)" });
+  _("-v", "--verbose", {
+    default: DEFAULTS.verbose, type: int, metavar: "LEVEL",
+    help: "Verbosity, 0 to 5 (more is passed on to OpenVPN --verb and babeld -d as is) (default: %(default)s)",
+  });
+  _("-i", "--interface", { action: "append", dest: "iface_list", default: [], metavar: "IFACE", help: "Extra interface for LAN discovery; repeatable" });
+  _("--peers-db-refresh", { default: DEFAULTS.peersDbRefresh, type: int, metavar: "SECONDS", help: "Interval of the peers DB refresh (default: %(default)s)" });
+  _("--hello", { type: int, default: DEFAULTS.hello, metavar: "SECONDS", help: "Hello interval for babel, 1 to 655; OpenVPN's --ping-exit is 4 times it (default: %(default)s)" });
+  _("-w", "--wireless", { action: "store_true", help: "Treat all interfaces as wireless in the routing protocol (babeld -w)" });
+  _("--pp", {
+    nargs: 2, action: "append", metavar: ["PORT", "PROTO"],
+    help: "Port and protocol of an OpenVPN server other peers connect to; PROTO is udp or tcp-server; repeatable (default: 1194 udp)",
+  });
+  _("--tunnel-refresh", { default: DEFAULTS.tunnelRefresh, type: int, metavar: "SECONDS", help: "Interval between two tunnel refreshes (default: %(default)s)" });
+  _("--dh", { required: true, metavar: "PATH", help: "Path to the DH parameters file of the OpenVPN servers" });
+  _("--ca", { required: true, metavar: "PATH", help: "Path to the certificate authority (ca.pem)" });
+  _("--cert", { required: true, metavar: "PATH", help: "Path to the node's certificate (cert.crt)" });
+  _("--connection-count", { default: DEFAULTS.connectionCount, type: int, metavar: "N", help: "Number of connections: the OpenVPN servers' --max-clients; half of it, rounded up, is the number of client tunnels (default: %(default)s)" });
+  _("--refresh-rate", {
+    default: DEFAULTS.refreshRate, type: float, metavar: "RATIO",
+    help: "Ratio, 0 to 1, of the tunnels replaced at each tunnel refresh (default: %(default)s)",
+  });
+  _("--ip", {
+    action: "append", nargs: 3, dest: "address", metavar: ["ADDRESS", "PORT", "PROTO"],
+    help: "Address advertised to other nodes instead of trying UPnP: an IPv4 or IPv6 address, a port, and udp or tcp-client (tcp-server is read as tcp-client); repeatable",
+  });
+  _("openvpn_args", { nargs: REMAINDER, help: "After '--': options passed to every OpenVPN process as they are (e.g. --key cert.key)" });
+  return p;
+}
+
+// ---------------------------------------------------------------------------
+// Checks beyond the legacy's, each on a value the legacy could not have run
+// with, and the conversion to DaemonConfig.
+
+const INT_MAX = 2 ** 31 - 1; // OpenVPN and babeld read these with atoi()
+
+function isPort(s: string): boolean {
+  return /^[0-9]+$/.test(s) && Number(s) >= 1 && Number(s) <= 65535;
+}
+
+/** Linux's dev_valid_name, and no leading '-' (babeld would read it as an option). */
+function isInterfaceName(s: string): boolean {
+  return s !== "" && Buffer.byteLength(s) < 16 && s !== "." && s !== ".." && !/[/:\s]/.test(s) && !s.startsWith("-");
+}
+
+function isServerHost(s: string): boolean {
+  if (s === "" || /[\s/@[\]]/.test(s)) return false;
+  return !s.includes(":") || isIP(s.split("%")[0]!) === 6;
+}
+
+function choices(list: readonly string[]): string {
+  return list.map((c) => pyRepr(c)).join(", ");
+}
+
+function check(parser: LegacyParser, a: RawArgs): DaemonConfig {
+  const fail = (message: string): never => parser.error(message);
+
+  let server = a.server;
+  // The URL form [2001:db8::1]: the legacy's "http://%s:%u" worked with it too.
+  if (/^\[.*\]$/.test(server) && isIP(server.slice(1, -1).split("%")[0]!) === 6) server = server.slice(1, -1);
+  if (!isServerHost(server)) fail(`argument --server: ${pyRepr(a.server)} is not an IPv4 or IPv6 address or a host name`);
+  if (a.server_port < 1 || a.server_port > 65535) fail(`argument --server-port: ${pyNum(a.server_port)} is not a port number (1-65535)`);
+  if (a.log === "") fail("argument -l/--log: empty path");
+  if (a.state === "") fail("argument -s/--state: empty path");
+  if (a.verbose < 0 || a.verbose > INT_MAX) fail(`argument -v/--verbose: ${pyNum(a.verbose)} is not a verbosity level (0 or more)`);
+  for (const iface of a.iface_list)
+    if (!isInterfaceName(iface)) fail(`argument -i/--interface: ${pyRepr(iface)} is not a network interface name`);
+  if (a.peers_db_refresh < 1 || a.peers_db_refresh > Number.MAX_SAFE_INTEGER)
+    fail(`argument --peers-db-refresh: ${pyNum(a.peers_db_refresh)} is not a positive number of seconds`);
+  // babeld refuses hello intervals above 0xFFFF centiseconds.
+  if (a.hello < 1 || a.hello > 655) fail(`argument --hello: ${pyNum(a.hello)} is out of range (1 to 655 seconds)`);
+  if (a.tunnel_refresh < 1 || a.tunnel_refresh > Number.MAX_SAFE_INTEGER)
+    fail(`argument --tunnel-refresh: ${pyNum(a.tunnel_refresh)} is not a positive number of seconds`);
+  for (const path of ["dh", "ca", "cert"] as const) if (a[path] === "") fail(`argument --${path}: empty path`);
+  // It is also OpenVPN's --max-clients, which must be at least 1.
+  if (a.connection_count < 1 || a.connection_count > INT_MAX)
+    fail(`argument --connection-count: ${pyNum(a.connection_count)} is out of range (1 to ${INT_MAX})`);
+  if (!(a.refresh_rate >= 0 && a.refresh_rate <= 1)) fail(`argument --refresh-rate: ${pyNum(a.refresh_rate)} is not a ratio between 0 and 1`);
+
+  const serverProtos: readonly ServerProto[] = ["udp", "tcp-server"];
+  const pp: DaemonConfig["pp"] = [];
+  for (const [port, proto] of a.pp ?? []) {
+    if (!isPort(port)) fail(`argument --pp: ${pyRepr(port)} is not a port number (1-65535)`);
+    if (!serverProtos.includes(proto as ServerProto)) fail(`argument --pp: invalid choice: ${pyRepr(proto)} (choose from ${choices(serverProtos)})`);
+    const item = { port: Number(port), proto: proto as ServerProto };
+    // A second server on the same port and protocol could not bind.
+    if (pp.some((p) => p.port === item.port && p.proto === item.proto)) fail(`argument --pp: ${item.port} ${item.proto} given twice`);
+    pp.push(item);
+  }
+  if (pp.length === 0) pp.push(...DEFAULTS.pp.map((p) => ({ ...p })));
+
+  const ipProtos: readonly PeerAddress["proto"][] = ["udp", "tcp-client", "tcp-server"];
+  let address: PeerAddress[] | undefined;
+  if (a.address !== undefined) {
+    // Other nodes drop longer address lists (lib/utils/address.ts).
+    if (a.address.length > MAX_ADDRESS_ITEMS) fail(`argument --ip: at most ${MAX_ADDRESS_ITEMS} addresses`);
+    address = a.address.map(([ip, port, proto]) => {
+      if (isIP(ip) === 0 || ip.includes("%")) fail(`argument --ip: ${pyRepr(ip)} is not an IPv4 or IPv6 address`);
+      if (!isPort(port)) fail(`argument --ip: ${pyRepr(port)} is not a port number (1-65535)`);
+      if (!ipProtos.includes(proto as PeerAddress["proto"])) fail(`argument --ip: invalid choice: ${pyRepr(proto)} (choose from ${choices(ipProtos)})`);
+      return { ip, port: Number(port), proto: proto as PeerAddress["proto"] };
+    });
+  }
+
+  // REMAINDER keeps the '--' that introduced it; it is a separator, not an OpenVPN option.
+  const openvpnArgs = a.openvpn_args[0] === "--" ? a.openvpn_args.slice(1) : [...a.openvpn_args];
+
+  return {
+    server, serverPort: a.server_port, log: a.log, state: a.state, verbose: a.verbose,
+    interfaces: [...a.iface_list], peersDbRefresh: a.peers_db_refresh, hello: a.hello, wireless: a.wireless,
+    pp, tunnelRefresh: a.tunnel_refresh, dh: a.dh, ca: a.ca, cert: a.cert,
+    connectionCount: a.connection_count, refreshRate: a.refresh_rate, address, openvpnArgs,
+  };
+}
