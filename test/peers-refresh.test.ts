@@ -1,0 +1,157 @@
+// The peers DB refresh against a fake registry: declare then getPeerList,
+// retry in 30 s when the registry is down, never throw.
+
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { PeersDb } from "../lib/db";
+import {
+  PEER_LIST_SIZE, PeersRefreshDeps, PeersRefreshResult, REGISTRY_RETRY_S, RpcCaller, Timer, peerListItems, refreshPeers, runPeersRefresh,
+} from "../lib/peers-refresh";
+import { RpcTransportError, XmlRpcFault } from "../lib/rpc-client";
+import type { XmlRpcValue } from "../lib/xmlrpc";
+import type { Logger } from "../lib/utils/log";
+
+const tmp = mkdtempSync(join(tmpdir(), "vifibnet-peers-refresh-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+let seq = 0;
+const p = (n: number): string => n.toString(2).padStart(16, "0");
+const OWN = p(5);
+const NODE_IP = "2001:db8:42:5::";
+const NOW = 1_700_000_000_000;
+
+/** A registry stand-in: answers per method, records the calls. */
+class FakeRegistry implements RpcCaller {
+  calls: Array<[string, readonly XmlRpcValue[]]> = [];
+  constructor(private readonly answers: Record<string, (params: readonly XmlRpcValue[]) => unknown>) {}
+  async call(method: string, params: readonly XmlRpcValue[]): Promise<unknown> {
+    this.calls.push([method, params]);
+    const answer = this.answers[method];
+    if (!answer) throw new XmlRpcFault(method, 1, `<class 'Exception'>:method "${method}" is not supported`);
+    return answer(params);
+  }
+}
+const down = (): never => { throw new RpcTransportError("cannot reach the registry at http://[2001:db8:42::1]:9000/RPC2: connection refused"); };
+
+function recorder(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return { verbose: 5, lines, log: (_l, m) => lines.push(m), warn: (m) => lines.push(`WARNING: ${m}`) };
+}
+
+function setup(rpc: RpcCaller, extra: Partial<PeersRefreshDeps> = {}): { deps: PeersRefreshDeps; db: PeersDb; logger: ReturnType<typeof recorder> } {
+  const db = PeersDb.open(join(tmp, `peers-${++seq}.db`), { create: true });
+  after(() => db.close());
+  const logger = recorder();
+  const deps: PeersRefreshDeps = {
+    rpc, db, nodeIp: NODE_IP, ownPrefix: OWN, address: "198.51.100.5,1194,udp", refreshInterval: 3600, now: () => NOW, logger, ...extra,
+  };
+  return { deps, db, logger };
+}
+
+test("ok: declares our address, fetches 200 peers into peers.db, next refresh in --peers-db-refresh", async () => {
+  const rpc = new FakeRegistry({
+    declare: () => true,
+    getPeerList: () => [[p(1), "198.51.100.1,1194,udp"], [p(2), "198.51.100.2,443,tcp-server"], [OWN, "198.51.100.5,1194,udp"]],
+  });
+  const { deps, db } = setup(rpc);
+  const r = await refreshPeers(deps);
+  assert.deepEqual(rpc.calls, [["declare", [[NODE_IP, "198.51.100.5,1194,udp"]]], ["getPeerList", [PEER_LIST_SIZE, NODE_IP]]]);
+  assert.equal(PEER_LIST_SIZE, 200);
+  assert.deepEqual(r, { ok: true, declared: true, delayS: 3600, nextAt: NOW + 3600_000, populate: { added: 2, updated: 0, skipped: 1, dropped: 0 } });
+  assert.deepEqual(db.peers().map((x) => x.prefix), [p(1), p(2)]);
+});
+
+test("registry down: retry in 30 s, peers.db untouched, no throw", async () => {
+  const { deps, db, logger } = setup(new FakeRegistry({ declare: down, getPeerList: down }));
+  db.addPeer(p(1), "198.51.100.1,1194,udp");
+  const r = await refreshPeers(deps);
+  assert.equal(REGISTRY_RETRY_S, 30);
+  assert.deepEqual(r, { ok: false, declared: null, delayS: 30, nextAt: NOW + 30_000, populate: null });
+  assert.equal((deps.rpc as FakeRegistry).calls.length, 1, "an unreachable registry is not asked twice in a round");
+  assert.equal(db.peers().length, 1);
+  assert.ok(logger.lines.some((l) => /WARNING: cannot refresh the peers DB: .*connection refused; retrying in 30 s/.test(l)), logger.lines.join("\n"));
+});
+
+test("unknown address: no declare, the peer list is still fetched", async () => {
+  const rpc = new FakeRegistry({ getPeerList: () => [[p(1), "198.51.100.1,1194,udp"]] });
+  const { deps } = setup(rpc, { address: null });
+  const r = await refreshPeers(deps);
+  assert.deepEqual(rpc.calls.map((c) => c[0]), ["getPeerList"]);
+  assert.equal(r.ok, true);
+  assert.equal(r.declared, null);
+});
+
+test("a refused declaration (fault or false) is logged; the list is still fetched", async () => {
+  for (const declare of [() => false, () => { throw new XmlRpcFault("declare", 1, "<class 'ValueError'>:bad address list"); }]) {
+    const rpc = new FakeRegistry({ declare, getPeerList: () => [] });
+    const { deps, logger } = setup(rpc);
+    const r = await refreshPeers(deps);
+    assert.deepEqual(rpc.calls.map((c) => c[0]), ["declare", "getPeerList"]);
+    assert.equal(r.ok, true);
+    assert.equal(r.delayS, 3600);
+    assert.ok(logger.lines.some((l) => l.startsWith("WARNING:")), logger.lines.join("\n"));
+  }
+});
+
+test("getPeerList failing or answering nonsense: retry in 30 s; bad items are skipped", async () => {
+  const fault = new FakeRegistry({ declare: () => true, getPeerList: () => { throw new XmlRpcFault("getPeerList", 1, "<class 'ValueError'>:n"); } });
+  const a = await refreshPeers(setup(fault).deps);
+  assert.deepEqual([a.ok, a.declared, a.delayS], [false, true, 30]);
+  const notList = await refreshPeers(setup(new FakeRegistry({ declare: () => true, getPeerList: () => "nope" })).deps);
+  assert.deepEqual([notList.ok, notList.delayS], [false, 30]);
+  const mixed = new FakeRegistry({ getPeerList: () => [[p(1), "198.51.100.1,1194,udp"], [p(2)], "x", [p(3), 7], [p(4), "--up,x,udp"]] });
+  const { deps, db } = setup(mixed, { address: null });
+  const r = await refreshPeers(deps);
+  assert.deepEqual(r.populate, { added: 1, updated: 0, skipped: 4, dropped: 0 });
+  assert.deepEqual(db.peers().map((x) => x.prefix), [p(1)]);
+  assert.deepEqual(peerListItems({}), null);
+});
+
+test("LAN peers are not stored; list size and bound are passed through", async () => {
+  const rpc = new FakeRegistry({ getPeerList: () => [[p(1), "198.51.100.1,1194,udp"], [p(2), "198.51.100.2,1194,udp"], [p(3), "198.51.100.3,1194,udp"]] });
+  const { deps, db } = setup(rpc, { address: null, lan: [p(2)], listSize: 50, maxSize: 1 });
+  const r = await refreshPeers(deps);
+  assert.deepEqual(rpc.calls[0], ["getPeerList", [50, NODE_IP]]);
+  assert.equal(r.populate!.dropped, 1);
+  assert.equal(db.peers().length, 1);
+  assert.notEqual(db.peers()[0]!.prefix, p(2));
+});
+
+test("a failing peers.db means a retry, not a crash", async () => {
+  const rpc = new FakeRegistry({ getPeerList: () => [] });
+  const { deps } = setup(rpc, { address: null, db: { populate: () => { throw new Error("database is locked"); } } });
+  const r = await refreshPeers(deps);
+  assert.deepEqual([r.ok, r.delayS], [false, 30]);
+});
+
+test("the loop schedules each round after the delay the previous one returned, and stops", async () => {
+  let registryUp = false;
+  const rpc = new FakeRegistry({ getPeerList: () => (registryUp ? [] : down()) });
+  const { deps } = setup(rpc, { address: null, refreshInterval: 600 });
+  const scheduled: number[] = [];
+  let pending: (() => void) | null = null;
+  let cleared = 0;
+  const timer: Timer<number> = {
+    setTimeout: (fn, ms) => { scheduled.push(ms); pending = fn; return scheduled.length; },
+    clearTimeout: () => { cleared++; },
+  };
+  const rounds: PeersRefreshResult[] = [];
+  let roundDone: () => void = () => {};
+  const next = (): Promise<void> => new Promise((resolve) => { roundDone = resolve; });
+  let wait = next();
+  const stop = runPeersRefresh(() => deps, timer, (r) => { rounds.push(r); roundDone(); });
+  await wait;
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(scheduled, [30_000], "registry down: next round in 30 s");
+  registryUp = true;
+  wait = next();
+  pending!();
+  await wait;
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(scheduled, [30_000, 600_000], "registry back: next round in --peers-db-refresh");
+  assert.deepEqual(rounds.map((r) => r.ok), [false, true]);
+  stop();
+  assert.equal(cleared, 1);
+});
