@@ -4,7 +4,7 @@
 
 import { ArgumentParser } from "argparse";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { bitsToIpv6, parseIpv6Prefix, serialFromNetwork } from "./utils/address";
 import { SubjectAttribute, createCaCertificate } from "./utils/cert";
@@ -24,7 +24,7 @@ export function main(argv: string[]): void {
     description: "Create the certificate authority of a vifibnet network: DIR/ca.key and DIR/ca.crt.",
   });
   parser.add_argument("--prefix", { required: true, help: "The network's IPv6 prefix, e.g. 2001:db8:42::/48 (at most /112)" });
-  parser.add_argument("--dir", { required: true, help: "Directory for ca.key and ca.crt (existing files are never overwritten)" });
+  parser.add_argument("--dir", { required: true, help: "Directory for ca.key and ca.crt, created if missing (existing files are never overwritten)" });
   parser.add_argument("--cn", { default: "vifibnet CA", help: "Common name of the CA (default: %(default)s)" });
   parser.add_argument("--org", { help: "Organization name of the CA" });
   parser.add_argument("--days", { type: "int", default: 3650, help: "Validity in days (default: %(default)s)" });
@@ -45,6 +45,7 @@ export function main(argv: string[]): void {
   const serial = serialFromNetwork(network);
   const pem = createCaCertificate(privateKey, serial, subject, new Date(), args.days);
   try {
+    mkdirSync(args.dir, { recursive: true });
     writeFileAtomic(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }), 0o600);
     writeFileAtomic(certPath, pem, 0o644);
   } catch (e) {
