@@ -49,7 +49,12 @@ async function main(): Promise<void> {
   const cleanup = async (): Promise<void> => {
     if (cleaned) return;
     cleaned = true;
-    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
+    const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+    await Promise.all(running.map((c) => new Promise<void>((resolve) => {
+      const force = setTimeout(() => c.kill("SIGKILL"), 10_000);
+      c.once("exit", () => { clearTimeout(force); resolve(); });
+      c.kill("SIGTERM");
+    })));
     await sink.close();
     if (args.keep) process.stdout.write(`\nKept ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
