@@ -264,6 +264,16 @@ export interface NodeCertificate {
   sha1: boolean;
 }
 
+/** The CN, its prefix, and whether the signature is SHA-1 (read from the DER: Node does not tell). */
+function describeNodeCertificate(cert: X509Certificate): NodeCertificate {
+  const commonName = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? "";
+  const sigOid = forge.asn1.derToOid(
+    ((forge.asn1.fromDer(forge.util.createBuffer(cert.raw.toString("binary"))).value as forge.asn1.Asn1[])[1]!.value as forge.asn1.Asn1[])[0]!.value as string,
+  );
+  const sha1 = sigOid === forge.pki.oids["sha1WithRSAEncryption"];
+  return { prefix: cnToPrefix(commonName), commonName, sha1 };
+}
+
 /**
  * Checks a certificate the registry returned: that it holds `key`'s public
  * half and was signed by the CA in `caPem`. A mismatch means a broken or
@@ -280,10 +290,27 @@ export function checkIssuedCertificate(certPem: string, key: KeyObject, caPem: s
   const ca = new X509Certificate(caPem);
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
     throw new CertificateError("the registry returned a certificate its CA (ca.pem) did not sign");
-  const commonName = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? "";
-  const sigOid = forge.asn1.derToOid(
-    ((forge.asn1.fromDer(forge.util.createBuffer(cert.raw.toString("binary"))).value as forge.asn1.Asn1[])[1]!.value as forge.asn1.Asn1[])[0]!.value as string,
-  );
-  const sha1 = sigOid === forge.pki.oids["sha1WithRSAEncryption"];
-  return { prefix: cnToPrefix(commonName), commonName, sha1 };
+  return describeNodeCertificate(cert);
+}
+
+/**
+ * What the daemon checks of its own certificate at start: that the CA in
+ * `caPem` issued it (the key is OpenVPN's business, given after `--`).
+ * Throws CertificateError with a one-line reason.
+ */
+export function checkNodeCertificate(certPem: string, caPem: string): NodeCertificate {
+  let cert: X509Certificate;
+  let ca: X509Certificate;
+  try {
+    ca = new X509Certificate(caPem);
+  } catch (e) {
+    throw new CertificateError(`the CA file is not a PEM certificate (${(e as Error).message})`);
+  }
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    throw new CertificateError(`the certificate file is not a PEM certificate (${(e as Error).message})`);
+  }
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new CertificateError("the certificate was not issued by the given CA");
+  return describeNodeCertificate(cert);
 }

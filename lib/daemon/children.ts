@@ -1,0 +1,124 @@
+// The daemon's child processes (OpenVPN servers and clients, babeld): spawn
+// with the log file on stdout/stderr and, for OpenVPN, the hook event
+// channel on fd 3; stop with SIGTERM then SIGKILL; never leave one behind.
+//
+// Each child runs in its own process group (so a terminal's Ctrl-C reaches
+// the daemon only, which then stops them in order), and the group is what
+// gets signalled: the hook scripts OpenVPN may be running go with it. Every
+// live child is in LIVE, which the exit handlers of main.ts kill
+// synchronously whatever way the daemon ends.
+
+import { ChildProcess, spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
+
+/** The file descriptor, in the child, of the event channel (plib's eventFd). */
+export const EVENT_FD = 3;
+/** How long a child gets to exit after SIGTERM before SIGKILL. */
+export const STOP_TIMEOUT_MS = 10_000;
+
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Set when the program could not be started at all. */
+  error?: Error;
+}
+
+export interface SpawnOptions {
+  /** Appended to; created if missing. */
+  logPath: string;
+  /** Reads "<script_type> <arg>" lines from fd 3 and hands each here. */
+  onEvent?: (type: string, arg: string) => void;
+  onExit?: (status: ExitStatus) => void;
+}
+
+const LIVE = new Set<Child>();
+
+export class Child {
+  readonly proc: ChildProcess;
+  readonly exited: Promise<ExitStatus>;
+  private status: ExitStatus | null = null;
+
+  constructor(readonly name: string, file: string, args: readonly string[], opts: SpawnOptions) {
+    const logFd = openSync(opts.logPath, "a", 0o644);
+    try {
+      this.proc = spawn(file, [...args], {
+        stdio: ["ignore", logFd, logFd, opts.onEvent ? "pipe" : "ignore"],
+        detached: true,
+      });
+    } finally {
+      closeSync(logFd);
+    }
+    LIVE.add(this);
+    this.exited = new Promise<ExitStatus>((resolve) => {
+      const finish = (s: ExitStatus): void => {
+        if (this.status) return;
+        this.status = s;
+        LIVE.delete(this);
+        opts.onExit?.(s);
+        resolve(s);
+      };
+      this.proc.once("error", (error) => finish({ code: null, signal: null, error }));
+      this.proc.once("exit", (code, signal) => finish({ code, signal }));
+    });
+    const channel = this.proc.stdio[EVENT_FD] as Readable | null | undefined;
+    if (opts.onEvent && channel) {
+      const onEvent = opts.onEvent;
+      channel.on("error", () => {}); // the child closing its end is no error of ours
+      createInterface({ input: channel, crlfDelay: Infinity }).on("line", (line) => {
+        const m = /^(\S+) ?(.*)$/.exec(line);
+        if (m) onEvent(m[1]!, m[2]!);
+      });
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid;
+  }
+
+  running(): boolean {
+    return this.status === null;
+  }
+
+  /** Signals the child's process group (the child alone if that fails). */
+  signal(sig: NodeJS.Signals): void {
+    if (!this.running() || this.proc.pid === undefined) return;
+    try {
+      process.kill(-this.proc.pid, sig);
+    } catch {
+      try {
+        this.proc.kill(sig);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after `timeoutMs`; resolves once it has exited. */
+  async stop(timeoutMs: number = STOP_TIMEOUT_MS): Promise<ExitStatus> {
+    if (!this.running()) return this.exited;
+    this.signal("SIGTERM");
+    const timer = setTimeout(() => this.signal("SIGKILL"), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Children not known to have exited. */
+export function liveChildren(): Child[] {
+  return [...LIVE];
+}
+
+/** Last resort, synchronous (usable in an "exit" handler): SIGKILL every live child's group. */
+export function killAllNow(): void {
+  for (const c of LIVE) c.signal("SIGKILL");
+}
+
+/** Stops every live child at once and waits for all of them. */
+export async function stopAll(timeoutMs: number = STOP_TIMEOUT_MS): Promise<void> {
+  await Promise.all([...LIVE].map((c) => c.stop(timeoutMs)));
+}

@@ -1,0 +1,129 @@
+// The daemon's edges without a network: startup checks (each a one-line
+// error, exit 1, before anything starts), naming of servers and logs, the
+// advertised address from a route-up, and the child process wrapper.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import forge from "node-forge";
+import { PeersDb } from "../lib/db";
+import { parseDaemonArgsOrThrow } from "../lib/daemon/args";
+import { Child, liveChildren } from "../lib/daemon/children";
+import { StartupError, addressesFor, findProgram, serverDevice, serverLogName, startupChecks } from "../lib/daemon/main";
+import { checkNodeCertificate, checkRequest, issueCertificate, loadCa } from "../lib/utils/cert";
+import { makeCa, makeCsr } from "./helpers/pki";
+import { BIN } from "./helpers/registry";
+
+const tmp = mkdtempSync(join(tmpdir(), "vfb-main-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const ca = makeCa("2001:db8:42::/48");
+const other = makeCa("2001:db8:43::/48", "other CA");
+const { csr } = makeCsr();
+const certPem = issueCertificate(loadCa(ca.pem, ca.keyPem), checkRequest(csr), "5/16", new Date());
+const foreignPem = issueCertificate(loadCa(other.pem, other.keyPem), checkRequest(csr), "5/16", new Date());
+
+function sha1Cert(): string {
+  const caCert = forge.pki.certificateFromPem(ca.pem);
+  const caKey = forge.pki.privateKeyFromPem(ca.keyPem);
+  const keys = forge.pki.rsa.generateKeyPair({ bits: 1024, e: 0x10001 });
+  const c = forge.pki.createCertificate();
+  c.publicKey = keys.publicKey;
+  c.serialNumber = "01";
+  c.validity.notBefore = new Date(Date.now() - 60_000);
+  c.validity.notAfter = new Date(Date.now() + 86_400_000);
+  c.setSubject([{ shortName: "CN", value: "7/16" }]);
+  c.setIssuer(caCert.subject.attributes);
+  c.sign(caKey, forge.md.sha1.create());
+  return forge.pki.certificateToPem(c);
+}
+
+function files(name: string, opts: { cert?: string; peersDb?: boolean } = {}): string[] {
+  const dir = join(tmp, name);
+  spawnSync("mkdir", ["-p", dir]);
+  writeFileSync(join(dir, "ca.pem"), ca.pem);
+  writeFileSync(join(dir, "cert.crt"), opts.cert ?? certPem);
+  writeFileSync(join(dir, "dh.pem"), "dh");
+  if (opts.peersDb ?? true) PeersDb.open(join(dir, "peers.db"), { create: true }).close();
+  return ["--server", "198.51.100.1", "--server-port", "80", "-s", dir, "-l", dir,
+    "--ca", join(dir, "ca.pem"), "--cert", join(dir, "cert.crt"), "--dh", join(dir, "dh.pem")];
+}
+
+const haveTools = findProgram("openvpn") !== null && findProgram("babeld") !== null;
+
+describe("startup checks", () => {
+  test("not root", () => {
+    assert.throws(() => startupChecks(parseDaemonArgsOrThrow(files("a")), 1000), (e: Error) => e instanceof StartupError && /root/.test(e.message));
+  });
+
+  test("identity from the CA and the certificate", { skip: !haveTools && "openvpn/babeld not installed" }, () => {
+    const id = startupChecks(parseDaemonArgsOrThrow(files("b")), 0);
+    assert.equal(id.address, "2001:db8:42:5::");
+    assert.equal(id.prefix, "0000000000000101");
+    assert.equal(id.network.length, 48);
+    assert.equal(id.sha1, false);
+  });
+
+  test("missing file, foreign certificate, no peers.db", { skip: !haveTools && "openvpn/babeld not installed" }, () => {
+    const missing = parseDaemonArgsOrThrow(files("c"));
+    missing.dh = join(tmp, "c", "nope.pem");
+    assert.throws(() => startupChecks(missing, 0), /cannot read --dh .*no such file/);
+    assert.throws(() => startupChecks(parseDaemonArgsOrThrow(files("d", { cert: foreignPem })), 0), /not issued by the given CA/);
+    assert.throws(() => startupChecks(parseDaemonArgsOrThrow(files("e", { peersDb: false })), 0), /peers\.db does not exist: run vifibnet-setup first/);
+  });
+
+  test("SHA-1 certificates are detected", () => {
+    const c = checkNodeCertificate(sha1Cert(), ca.pem);
+    assert.equal(c.sha1, true);
+    assert.equal(c.commonName, "7/16");
+    assert.equal(checkNodeCertificate(certPem, ca.pem).sha1, false);
+  });
+
+  test("the program: one line on stderr, status 1, nothing started", () => {
+    const args = files("f", { peersDb: false });
+    const r = spawnSync(process.execPath, [BIN("vifibnet"), ...args], { encoding: "utf8", timeout: 30_000 });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /^vifibnet: error: /);
+  });
+});
+
+describe("naming", () => {
+  test("server devices and logs", () => {
+    assert.deepEqual([0, 1, 2].map(serverDevice), ["vifibnet", "vifibnet1", "vifibnet2"]);
+    const pp = [{ port: 1194, proto: "udp" as const }, { port: 443, proto: "tcp-server" as const }, { port: 1195, proto: "udp" as const }];
+    assert.deepEqual(pp.map((_, i) => serverLogName(pp, i)), ["vifibnet.server.udp.1194.log", "vifibnet.server.tcp-server.log", "vifibnet.server.udp.1195.log"]);
+    assert.equal(serverLogName([pp[0]!], 0), "vifibnet.server.udp.log");
+  });
+
+  test("advertised addresses: one per server, tcp-server dialled as tcp-client", () => {
+    assert.deepEqual(addressesFor("203.0.113.9", [{ port: 1194, proto: "udp" }, { port: 443, proto: "tcp-server" }]), [
+      { ip: "203.0.113.9", port: 1194, proto: "udp" }, { ip: "203.0.113.9", port: 443, proto: "tcp-client" },
+    ]);
+  });
+});
+
+describe("children", () => {
+  test("events on fd 3, stop with SIGTERM, SIGKILL when ignored", async () => {
+    const events: string[] = [];
+    const c = new Child("echo", "/bin/sh", ["-c", "printf 'route-up 203.0.113.9\\nclient-connect 5/16\\n' >&3; trap '' TERM; sleep 30"], {
+      logPath: join(tmp, "child.log"), onEvent: (type, arg) => events.push(`${type}|${arg}`),
+    });
+    for (let i = 0; i < 50 && events.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(events, ["route-up|203.0.113.9", "client-connect|5/16"]);
+    assert.ok(liveChildren().includes(c));
+    const s = await c.stop(300);
+    assert.equal(s.signal, "SIGKILL");
+    assert.equal(c.running(), false);
+    assert.ok(!liveChildren().includes(c));
+  });
+
+  test("a program that does not exist is an exit with an error", async () => {
+    const c = new Child("none", join(tmp, "no-such-program"), [], { logPath: join(tmp, "child.log") });
+    const s = await c.exited;
+    assert.ok(s.error);
+  });
+});
