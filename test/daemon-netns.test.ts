@@ -134,7 +134,7 @@ test("two nodes in namespaces tunnel and route to each other, and stop cleanly",
 
   // The daemons, with the legacy flags. A advertises --ip; B, through the
   // legacy entry point when Python is there, gives none and learns its
-  // external address from its tunnel's route-up (UPnP is not implemented).
+  // external address from its tunnel's route-up (no UPnP gateway in its namespace: the fallback).
   const python = spawnSync("python3", ["--version"]).status === 0;
   const daemons: Record<string, Proc> = {};
   for (const ns of [nsA, nsB]) {

@@ -21,6 +21,7 @@ import { CertificateError, caNetwork, checkNodeCertificate } from "../utils/cert
 import { readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
 import { countRoutes, lanPeers } from "../utils/routes";
+import { DISCOVERY_TIMEOUT_MS, Igd, PortForwarder, discoverIgd, withTimeout } from "../upnpigd";
 import { DaemonConfig, ServerProto, parseDaemonArgs, progName } from "./args";
 import { Child, EVENT_FD, killAllNow, liveChildren, stopAll } from "./children";
 
@@ -31,6 +32,9 @@ export class StartupError extends Error {
 
 /** The hook scripts, shipped in bin/ (dist/lib/daemon → ../../../bin). */
 export const HOOK_DIR = resolve(__dirname, "..", "..", "..", "bin");
+
+/** Longest the removal of the UPnP mappings may delay the exit (discovery still running included). */
+const UPNP_STOP_MS = DISCOVERY_TIMEOUT_MS + 5000;
 
 const SBIN_DIRS = ["/usr/local/sbin", "/usr/sbin", "/sbin"];
 
@@ -181,8 +185,14 @@ export class Daemon {
   /** Our advertised address list, or null while unknown. */
   private advertised: string | null;
   private externalIp: string | null = null;
+  /** The UPnP port mappings (no --ip and a gateway found), and their setting up. */
+  private upnp: PortForwarder<{ cancel(): void }> | null = null;
+  private upnpStarting: Promise<void> | null = null;
 
-  constructor(private readonly cfg: DaemonConfig, private readonly id: Identity, private readonly logger: Logger) {
+  constructor(
+    private readonly cfg: DaemonConfig, private readonly id: Identity, private readonly logger: Logger,
+    private readonly discover: (timeoutMs: number, logger: Logger) => Promise<Igd | null> = discoverIgd,
+  ) {
     this.db = PeersDb.open(id.peersDbPath);
     this.common = {
       hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs,
@@ -230,12 +240,51 @@ export class Daemon {
     }), { logPath: this.logPath("vifibnet.babeld.log"), onExit: (s) => this.childDied("babeld", s) });
     logger.log(1, `Started babeld (pid ${this.babeld.pid})`);
 
-    if (this.advertised === null)
-      logger.log(0, "No --ip given: UPnP port forwarding is not implemented yet (TODO); advertising the external IPv4 our tunnels report, with the --pp ports");
+    if (this.advertised === null) this.upnpStarting = this.startUpnp();
     else logger.log(1, `Advertising ${this.advertised}`);
 
     this.startPeersRefresh();
     this.scheduleTunnelRefresh(0);
+  }
+
+  /** No --ip: port mappings on the LAN's UPnP gateway, else the external IPv4 our tunnels report. */
+  private async startUpnp(): Promise<void> {
+    const { logger } = this;
+    const fallback = "advertising the external IPv4 our tunnels report, with the --pp ports";
+    let f: PortForwarder<{ cancel(): void }> | null = null;
+    try {
+      const igd = await this.discover(DISCOVERY_TIMEOUT_MS, logger);
+      if (igd === null) {
+        logger.log(1, `No --ip given and no UPnP gateway found: ${fallback}`);
+        return;
+      }
+      f = await PortForwarder.start(igd, this.cfg.pp, {
+        timers: { setTimeout: (fn: () => void, ms: number) => longTimeout(fn, ms), clearTimeout: (h: { cancel(): void }) => h.cancel() },
+        logger,
+        onChange: (addresses) => this.advertise(formatAddressList(addresses), "UPnP mappings renewed"),
+      });
+    } catch (e) {
+      logger.warn(`UPnP failed: ${(e as Error).message}`);
+    }
+    if (f === null) {
+      logger.log(1, `No --ip given and UPnP port forwarding failed: ${fallback}`);
+      return;
+    }
+    if (this.stopping) {
+      await f.stop();
+      return;
+    }
+    this.upnp = f;
+    this.advertise(formatAddressList(f.addresses()), "UPnP port forwarding");
+  }
+
+  /** Changes what we advertise and declares it now rather than at the next peers DB refresh. */
+  private advertise(list: string, why: string): void {
+    if (this.stopping || list === this.advertised) return;
+    this.advertised = list;
+    this.logger.log(1, `${why}: advertising ${list}`);
+    this.stopPeers?.();
+    this.startPeersRefresh();
   }
 
   private childDied(what: string, s: { code: number | null; signal: string | null; error?: Error }): void {
@@ -257,13 +306,9 @@ export class Daemon {
       return;
     }
     this.logger.log(2, `Tunnel on ${iface} is up${arg ? `; the peer sees us as ${arg}` : ""}`);
-    if (this.cfg.address !== undefined || !/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(arg) || arg === this.externalIp) return;
+    if (this.cfg.address !== undefined || this.upnp !== null || !/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(arg) || arg === this.externalIp) return;
     this.externalIp = arg;
-    this.advertised = formatAddressList(addressesFor(arg, this.cfg.pp));
-    this.logger.log(1, `External address learnt: advertising ${this.advertised}`);
-    // Declare it now rather than at the next peers DB refresh.
-    this.stopPeers?.();
-    this.startPeersRefresh();
+    this.advertise(formatAddressList(addressesFor(arg, this.cfg.pp)), "External address learnt");
   }
 
   private startPeersRefresh(): void {
@@ -363,8 +408,16 @@ export class Daemon {
       this.tunnelTimer?.cancel();
       this.stopPeers?.();
       const marks = planShutdown([...this.tunnels.values()].map((e) => e.tunnel));
+      // The UPnP mappings go (bounded: a silent gateway must not hold the exit) while the children stop.
+      const unmap = (async () => {
+        await this.upnpStarting;
+        await this.upnp?.stop();
+      })();
       try {
-        await stopAll();
+        await Promise.all([
+          stopAll(),
+          withTimeout(unmap, UPNP_STOP_MS, "removing the UPnP mappings").catch((e) => this.logger.warn((e as Error).message)),
+        ]);
       } catch (e) {
         this.logger.warn(`while stopping: ${(e as Error).message}`);
       }

@@ -1,0 +1,392 @@
+// UPnP IGD port forwarding, legacy upnpigd.py (SPEC section 6): without
+// --ip, one port mapping per --pp on the LAN's Internet Gateway Device, the
+// external port from 1000 upward (first free), renewed hourly and removed on
+// stop; the node then advertises the gateway's external IP and mapped ports.
+//
+// The policy (PortForwarder) is pure over a small Igd interface so tests use
+// a fake; discoverIgd() adapts @achingbrain/nat-port-mapper (UPnP IGD v2, as
+// miniupnpd and most current routers speak it).
+
+import { createSocket } from "node:dgram";
+import type { PeerAddress } from "./utils/address";
+
+export type IgdProtocol = "UDP" | "TCP";
+
+export interface IgdMapping {
+  externalPort: number;
+  internalPort: number;
+  /** Our LAN address, as the gateway reaches us. */
+  internalHost: string;
+  protocol: IgdProtocol;
+  description: string;
+  /** Lease duration in seconds. */
+  leaseS: number;
+}
+
+/** The gateway, as the policy sees it. Every call is bounded in time by the implementation. */
+export interface Igd {
+  /** Our LAN address towards the gateway. */
+  readonly internalHost: string;
+  externalIp(): Promise<string>;
+  /** Adds (or renews) a mapping; resolves to the external port reserved; rejects on a conflict or failure. */
+  addMapping(m: IgdMapping): Promise<number>;
+  removeMapping(externalPort: number, protocol: IgdProtocol): Promise<void>;
+}
+
+/** One --pp, as lib/daemon/args.ts gives it. */
+export interface ServerPort {
+  port: number;
+  proto: string; // "udp" | "tcp-server"
+}
+
+export interface Timers<H> {
+  setTimeout(fn: () => void, ms: number): H;
+  clearTimeout(h: H): void;
+}
+
+export const FIRST_EXTERNAL_PORT = 1000;
+/** External ports tried per --pp before giving up on it. */
+export const MAX_PORT_TRIES = 32;
+/** Lease asked for each mapping: two renewal periods, so one missed renewal loses nothing. */
+export const LEASE_S = 7200;
+/** Renewed hourly (SPEC section 6). */
+export const RENEW_MS = 3600_000;
+/** How long discovery may take: a node without a gateway must start quickly. */
+export const DISCOVERY_TIMEOUT_MS = 3000;
+/** Bound on each SOAP request to the gateway. */
+export const REQUEST_TIMEOUT_MS = 5000;
+export const DESCRIPTION = "vifibnet";
+
+export interface Mapped {
+  internalPort: number;
+  externalPort: number;
+  protocol: IgdProtocol;
+}
+
+export function igdProtocol(proto: string): IgdProtocol {
+  return proto === "udp" ? "UDP" : "TCP";
+}
+
+/** The address list items for our mappings: the connecting side's proto (SPEC section 2). */
+export function advertisedFor(externalIp: string, mapped: readonly Mapped[]): PeerAddress[] {
+  return mapped.map((m) => ({ ip: externalIp, port: m.externalPort, proto: m.protocol === "UDP" ? "udp" : "tcp-client" }));
+}
+
+interface Log {
+  log(level: number, message: string): void;
+  warn(message: string): void;
+}
+
+export interface ForwarderOptions<H> {
+  timers: Timers<H>;
+  logger?: Log;
+  /** Called after a renewal changed the external IP or a port. */
+  onChange?: (addresses: PeerAddress[]) => void;
+  firstPort?: number;
+  maxTries?: number;
+  leaseS?: number;
+  renewMs?: number;
+}
+
+const silent: Log = { log: () => {}, warn: () => {} };
+
+export class PortForwarder<H = unknown> {
+  private mapped: Mapped[] = [];
+  private timer: H | null = null;
+  private stopped = false;
+  private renewing: Promise<void> | null = null;
+  private readonly logger: Log;
+
+  private constructor(private readonly igd: Igd, private readonly pp: readonly ServerPort[], private ip: string, private readonly opts: ForwarderOptions<H>) {
+    this.logger = opts.logger ?? silent;
+  }
+
+  /**
+   * Maps every --pp on `igd`. Resolves to null when the gateway gives no
+   * external IP or no mapping could be made (nothing is left mapped then).
+   */
+  static async start<H>(igd: Igd, pp: readonly ServerPort[], opts: ForwarderOptions<H>): Promise<PortForwarder<H> | null> {
+    const logger = opts.logger ?? silent;
+    let ip: string;
+    try {
+      ip = await igd.externalIp();
+    } catch (e) {
+      logger.warn(`UPnP: the gateway gave no external IP: ${(e as Error).message}`);
+      return null;
+    }
+    if (!/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(ip) || ip === "0.0.0.0") {
+      logger.warn(`UPnP: the gateway's external IP is ${JSON.stringify(ip)}: not usable`);
+      return null;
+    }
+    const f = new PortForwarder(igd, pp, ip, opts);
+    for (const p of pp) {
+      const m = await f.mapOne(p);
+      if (m) f.mapped.push(m);
+    }
+    if (f.mapped.length === 0) return null;
+    f.schedule();
+    return f;
+  }
+
+  private get firstPort(): number {
+    return this.opts.firstPort ?? FIRST_EXTERNAL_PORT;
+  }
+
+  private request(externalPort: number, p: ServerPort): IgdMapping {
+    return {
+      externalPort, internalPort: p.port, internalHost: this.igd.internalHost, protocol: igdProtocol(p.proto),
+      description: `${DESCRIPTION} ${p.port}/${p.proto}`, leaseS: this.opts.leaseS ?? LEASE_S,
+    };
+  }
+
+  /** First free external port from firstPort upward (skipping our own), bounded tries. */
+  private async mapOne(p: ServerPort): Promise<Mapped | null> {
+    const protocol = igdProtocol(p.proto);
+    const ours = new Set(this.mapped.filter((m) => m.protocol === protocol).map((m) => m.externalPort));
+    let port = this.firstPort;
+    let lastError = "";
+    for (let tries = 0; tries < (this.opts.maxTries ?? MAX_PORT_TRIES) && port <= 65535; port++) {
+      if (ours.has(port)) continue;
+      tries++;
+      try {
+        const reserved = await this.igd.addMapping(this.request(port, p));
+        this.logger.log(2, `UPnP: mapped ${this.ip}:${reserved}/${protocol} to ${this.igd.internalHost}:${p.port}`);
+        return { internalPort: p.port, externalPort: reserved, protocol };
+      } catch (e) {
+        lastError = (e as Error).message;
+        this.logger.log(3, `UPnP: external port ${port}/${protocol} refused (${lastError}); trying the next`);
+      }
+    }
+    this.logger.warn(`UPnP: could not map ${p.port}/${p.proto} (last error: ${lastError})`);
+    return null;
+  }
+
+  addresses(): PeerAddress[] {
+    return advertisedFor(this.ip, this.mapped);
+  }
+
+  get externalIp(): string {
+    return this.ip;
+  }
+
+  mappings(): readonly Mapped[] {
+    return this.mapped;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = this.opts.timers.setTimeout(() => {
+      this.timer = null;
+      this.renewing = this.renew().finally(() => {
+        this.renewing = null;
+        this.schedule();
+      });
+    }, this.opts.renewMs ?? RENEW_MS);
+  }
+
+  /** Renews every mapping; a lost one is mapped again from the first port. */
+  async renew(): Promise<void> {
+    const before = JSON.stringify(this.addresses());
+    try {
+      const ip = await this.igd.externalIp();
+      if (/^[0-9]{1,3}(\.[0-9]{1,3}){3}$/.test(ip) && ip !== "0.0.0.0") this.ip = ip;
+    } catch (e) {
+      this.logger.warn(`UPnP: renewal: no external IP: ${(e as Error).message}`);
+    }
+    const next: Mapped[] = [];
+    for (const p of this.pp) {
+      if (this.stopped) return;
+      const protocol = igdProtocol(p.proto);
+      const old = this.mapped.find((m) => m.internalPort === p.port && m.protocol === protocol);
+      if (old) {
+        try {
+          const reserved = await this.igd.addMapping(this.request(old.externalPort, p));
+          next.push({ ...old, externalPort: reserved });
+          continue;
+        } catch (e) {
+          this.logger.log(2, `UPnP: renewing ${old.externalPort}/${protocol} failed (${(e as Error).message}); mapping again`);
+        }
+      }
+      const saved = this.mapped;
+      this.mapped = next;
+      const m = await this.mapOne(p);
+      this.mapped = saved;
+      if (m) next.push(m);
+    }
+    if (this.stopped) return;
+    this.mapped = next;
+    const after = JSON.stringify(this.addresses());
+    if (after !== before) {
+      this.logger.log(1, `UPnP: the advertised address changed to ${after}`);
+      this.opts.onChange?.(this.addresses());
+    }
+  }
+
+  /** Cancels renewal and removes every mapping (errors logged, never thrown). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== null) this.opts.timers.clearTimeout(this.timer);
+    this.timer = null;
+    await this.renewing?.catch(() => {});
+    const mapped = this.mapped;
+    this.mapped = [];
+    await Promise.all(mapped.map(async (m) => {
+      try {
+        await this.igd.removeMapping(m.externalPort, m.protocol);
+        this.logger.log(2, `UPnP: removed the mapping of ${m.externalPort}/${m.protocol}`);
+      } catch (e) {
+        this.logger.warn(`UPnP: could not remove the mapping of ${m.externalPort}/${m.protocol}: ${(e as Error).message}`);
+      }
+    }));
+  }
+}
+
+/** Rejects after `ms` unless `p` settles first. */
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** Our source address towards `host` (no packet is sent: connect() on UDP only picks the route). */
+export function localAddressTowards(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket("udp4");
+    s.on("error", (e) => {
+      s.close();
+      reject(e);
+    });
+    s.connect(port, host, () => {
+      const { address } = s.address();
+      s.close();
+      resolve(address);
+    });
+  });
+}
+
+// The parts of @achingbrain/nat-port-mapper used here (an ES module: loaded with import()).
+type NatModule = typeof import("@achingbrain/nat-port-mapper", { with: { "resolution-mode": "import" } });
+type NatGateway = import("@achingbrain/nat-port-mapper", { with: { "resolution-mode": "import" } }).Gateway;
+/** The gateway's SOAP device: the library's unmap() deletes by *internal* port, so removal goes through it. */
+interface SoapDevice {
+  run(service: string, action: string, args: Array<[string, string | number]>, options?: { signal?: AbortSignal }): Promise<unknown>;
+}
+const WAN_IP_CONNECTION_2 = "urn:schemas-upnp-org:service:WANIPConnection:2";
+
+const SSDP_ADDRESS = "239.255.255.250";
+const SSDP_PORT = 1900;
+const IGD_TYPES = ["urn:schemas-upnp-org:device:InternetGatewayDevice:2", "urn:schemas-upnp-org:device:InternetGatewayDevice:1"];
+
+/**
+ * SSDP M-SEARCH for an Internet Gateway Device on one IPv4 socket; resolves
+ * to the first answer's description URL, or null after `timeoutMs`. Our own
+ * search rather than the library's: that one binds port 1900 on every local
+ * address, and an address still tentative (a fresh IPv6 one) throws out of
+ * reach of any handler.
+ */
+export function ssdpSearch(timeoutMs: number): Promise<URL | null> {
+  return new Promise((resolve) => {
+    const s = createSocket({ type: "udp4" });
+    const timers: NodeJS.Timeout[] = [];
+    let done = false;
+    const finish = (url: URL | null): void => {
+      if (done) return;
+      done = true;
+      timers.forEach(clearTimeout);
+      try {
+        s.close();
+      } catch {
+        // already closed
+      }
+      resolve(url);
+    };
+    s.on("error", () => finish(null));
+    s.on("message", (msg) => {
+      const text = msg.toString("latin1");
+      const location = /^location:[ \t]*(\S+)/im.exec(text)?.[1];
+      const st = /^st:[ \t]*(\S+)/im.exec(text)?.[1];
+      if (location === undefined || st === undefined || !IGD_TYPES.includes(st)) return;
+      try {
+        const url = new URL(location);
+        if (url.protocol === "http:") finish(url);
+      } catch {
+        // not a URL: ignore
+      }
+    });
+    const search = (): void => {
+      for (const st of IGD_TYPES) {
+        const m = `M-SEARCH * HTTP/1.1\r\nHOST: ${SSDP_ADDRESS}:${SSDP_PORT}\r\nMAN: "ssdp:discover"\r\nMX: 1\r\nST: ${st}\r\n\r\n`;
+        s.send(m, SSDP_PORT, SSDP_ADDRESS, () => {
+          // a send error (no route) only means no answer: the timeout ends it
+        });
+      }
+    };
+    timers.push(setTimeout(() => finish(null), timeoutMs));
+    s.bind(0, () => {
+      if (done) return;
+      search();
+      timers.push(setTimeout(() => !done && search(), Math.min(1000, timeoutMs / 2))); // UDP: once more
+    });
+  });
+}
+
+/**
+ * Finds the LAN's IPv4 Internet Gateway Device (UPnP IGD v2); null when none
+ * answers within `timeoutMs` (or anything fails).
+ */
+export async function discoverIgd(timeoutMs: number = DISCOVERY_TIMEOUT_MS, logger: Log = silent): Promise<Igd | null> {
+  let gw: NatGateway;
+  try {
+    const location = await ssdpSearch(timeoutMs);
+    if (location === null) return null;
+    const nat: NatModule = await import("@achingbrain/nat-port-mapper");
+    const client = nat.upnpNat({ autoRefresh: false, description: DESCRIPTION });
+    gw = await withTimeout(client.getGateway(location, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) }), REQUEST_TIMEOUT_MS + 1000, "UPnP description");
+  } catch (e) {
+    logger.log(1, `UPnP: no usable gateway: ${(e as Error).message}`);
+    return null;
+  }
+  if (gw.family !== "IPv4") return null;
+  const gateway = gw;
+  // The library's unmap() deletes by *internal* port and, once the SSDP
+  // lifetime it gave the description passes, it searches again with its own
+  // SSDP: so removal goes through its SOAP device, and the description is
+  // kept for good.
+  const device = (gateway as unknown as { gateway?: SoapDevice & { service?: { expires?: number } } }).gateway;
+  if (typeof device?.run !== "function" || typeof device.service?.expires !== "number") {
+    logger.warn("UPnP: unexpected @achingbrain/nat-port-mapper internals: not using UPnP");
+    return null;
+  }
+  device.service.expires = Number.MAX_SAFE_INTEGER;
+  let internalHost: string;
+  try {
+    internalHost = await localAddressTowards(gateway.host, gateway.port);
+  } catch (e) {
+    logger.warn(`UPnP: no route to the gateway ${gateway.host}: ${(e as Error).message}`);
+    return null;
+  }
+  logger.log(2, `UPnP: gateway ${gateway.host}:${gateway.port} (${gateway.id}), our LAN address ${internalHost}`);
+  const opts = (): { signal: AbortSignal } => ({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  return {
+    internalHost,
+    externalIp: () => withTimeout(gateway.externalIp(opts()), REQUEST_TIMEOUT_MS + 1000, "GetExternalIPAddress"),
+    addMapping: async (m) => {
+      const r = await withTimeout(gateway.map(m.internalPort, m.internalHost, {
+        ...opts(), externalPort: m.externalPort, protocol: m.protocol, description: m.description, ttl: m.leaseS * 1000, autoRefresh: false,
+      }), REQUEST_TIMEOUT_MS * 2 + 1000, "AddAnyPortMapping");
+      if (!Number.isInteger(r.externalPort) || r.externalPort < 1 || r.externalPort > 65535)
+        throw new Error(`the gateway reserved no usable port (${String(r.externalPort)})`);
+      return r.externalPort;
+    },
+    removeMapping: async (externalPort, protocol) => {
+      await withTimeout(device.run(WAN_IP_CONNECTION_2, "DeletePortMapping", [
+        ["NewRemoteHost", ""], ["NewExternalPort", externalPort], ["NewProtocol", protocol],
+      ], opts()), REQUEST_TIMEOUT_MS + 1000, "DeletePortMapping");
+    },
+  };
+}
