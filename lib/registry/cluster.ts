@@ -3,19 +3,30 @@
 // Each worker serves every method from the shared SQLite file; the only
 // state outside it, the in-memory mirror of the peers table, is kept in step
 // by relaying each worker's changes to the others through the primary. A
-// peer declared on one worker is listed by the others a few milliseconds
-// later.
+// declare is answered only once every other worker has applied it, so a
+// client that declares, then asks any worker, finds its peer listed.
 
 import cluster, { Worker } from "node:cluster";
 import { Logger } from "../utils/log";
 import type { PeersChange } from "./service";
 
-/** Messages between workers and the primary. */
-export type ClusterMessage = { change: PeersChange } | { listening: number };
+/**
+ * Messages between workers and the primary: a worker's change (with its own
+ * id), relayed to the others (with the primary's id), acknowledged by each,
+ * and finally reported applied to the worker that made it.
+ */
+export type ClusterMessage =
+  | { change: PeersChange; id: number }
+  | { ack: number }
+  | { applied: number }
+  | { listening: number };
 
 function isMessage(m: unknown): m is ClusterMessage {
-  return typeof m === "object" && m !== null && ("change" in m || "listening" in m);
+  return typeof m === "object" && m !== null && ("change" in m || "ack" in m || "applied" in m || "listening" in m);
 }
+
+/** A bound on waiting for the other workers: a stuck one must not stall declares. */
+const APPLY_TIMEOUT_MS = 2_000;
 
 export interface PrimaryOptions {
   workers: number;
@@ -29,6 +40,15 @@ export function runPrimary(opts: PrimaryOptions): void {
   let stopping = false;
   let listening = false;
   let restarts = 0;
+  let relayed = 0;
+  /** Relayed changes not yet applied everywhere: who made it, its id there, who has still to ack. */
+  const pending = new Map<number, { origin: Worker; id: number; waiting: Set<number> }>();
+  const settle = (relayId: number): void => {
+    const p = pending.get(relayId);
+    if (!p || p.waiting.size > 0) return;
+    pending.delete(relayId);
+    if (p.origin.isConnected()) p.origin.send({ applied: p.id });
+  };
   const fork = (): Worker => {
     const w = cluster.fork();
     w.on("message", (m: unknown) => {
@@ -36,14 +56,26 @@ export function runPrimary(opts: PrimaryOptions): void {
       if ("listening" in m) {
         if (!listening) opts.onListening(m.listening);
         listening = true;
-      } else {
-        for (const other of Object.values(cluster.workers ?? {})) if (other && other !== w && other.isConnected()) other.send(m);
+      } else if ("change" in m) {
+        const others = Object.values(cluster.workers ?? {}).filter((o): o is Worker => !!o && o !== w && o.isConnected());
+        const relayId = ++relayed;
+        pending.set(relayId, { origin: w, id: m.id, waiting: new Set(others.map((o) => o.id)) });
+        for (const o of others) o.send({ change: m.change, id: relayId });
+        settle(relayId);
+      } else if ("ack" in m) {
+        pending.get(m.ack)?.waiting.delete(w.id);
+        settle(m.ack);
       }
     });
     return w;
   };
   for (let i = 0; i < opts.workers; i++) fork();
   cluster.on("exit", (w, code, signal) => {
+    // A dead worker acknowledges nothing: stop waiting for it.
+    for (const [relayId, p] of pending) {
+      p.waiting.delete(w.id);
+      settle(relayId);
+    }
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
       return;
@@ -71,14 +103,40 @@ export function runPrimary(opts: PrimaryOptions): void {
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
-/** In a worker: sends a message to the primary. */
-export function toPrimary(m: ClusterMessage): void {
-  process.send?.(m);
+/** In a worker: tells the primary it listens. */
+export function reportListening(port: number): void {
+  process.send?.({ listening: port } satisfies ClusterMessage);
 }
 
-/** In a worker: calls `apply` with each change another worker made. */
+let changes = 0;
+const unapplied = new Map<number, () => void>();
+
+/** In a worker: shares a change; resolves once every other worker applied it (or after a bound). */
+export function shareChange(change: PeersChange): Promise<void> {
+  const id = ++changes;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      unapplied.delete(id);
+      resolve();
+    }, APPLY_TIMEOUT_MS);
+    unapplied.set(id, () => {
+      clearTimeout(timer);
+      unapplied.delete(id);
+      resolve();
+    });
+    process.send?.({ change, id } satisfies ClusterMessage);
+  });
+}
+
+/** In a worker: applies each change another worker made, and acknowledges it. */
 export function onOtherWorkersChanges(apply: (change: PeersChange) => void): void {
   process.on("message", (m: unknown) => {
-    if (isMessage(m) && "change" in m) apply(m.change);
+    if (!isMessage(m)) return;
+    if ("change" in m) {
+      apply(m.change);
+      process.send?.({ ack: m.id } satisfies ClusterMessage);
+    } else if ("applied" in m) {
+      unapplied.get(m.applied)?.();
+    }
   });
 }

@@ -7,7 +7,7 @@ import { availableParallelism } from "node:os";
 import { CertificateAuthority, CertificateError, loadCa } from "../utils/cert";
 import { readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
-import { onOtherWorkersChanges, runPrimary, toPrimary } from "./cluster";
+import { onOtherWorkersChanges, reportListening, runPrimary, shareChange } from "./cluster";
 import { RegistryDb } from "./db";
 import { createSmtpMailer, parseMailHost } from "./mail";
 import { RegistryServer } from "./server";
@@ -67,12 +67,12 @@ async function serve(args: Args, ca: CertificateAuthority, log: Logger, worker: 
     db = new RegistryDb(args.db);
     const registry = new Registry({
       db, ca, log, mailer: createSmtpMailer(parseMailHost(args.mailhost)!),
-      ...(worker ? { onPeersChange: (change) => toPrimary({ change }) } : {}),
+      ...(worker ? { onPeersChange: shareChange } : {}),
     });
     if (worker) onOtherWorkersChanges((change) => registry.applyPeersChange(change));
     server = new RegistryServer(registry, log);
     const port = await server.listen(args.port);
-    if (worker) toPrimary({ listening: port });
+    if (worker) reportListening(port);
     else listeningLine(log, ca, port);
   } catch (e) {
     db?.close();

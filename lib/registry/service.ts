@@ -37,9 +37,10 @@ export interface RegistryDeps {
   random?: RandomInt;
   /**
    * Told of every change to the peers table this registry makes, so other
-   * worker processes can mirror it (./cluster.ts).
+   * worker processes can mirror it (./cluster.ts). A declare is answered
+   * once the returned promise resolves: every worker then lists the peer.
    */
-  onPeersChange?: (change: PeersChange) => void;
+  onPeersChange?: (change: PeersChange) => Promise<void> | void;
 }
 
 /** A change to the peers table: one row upserted, or anything (reload it). */
@@ -101,7 +102,7 @@ export class Registry {
       this.deps.log.log(2, `purged ${gone} peer(s) not declared for ${PEER_MAX_AGE} s`);
       // A purge is rare; reloading keeps the mirror exactly the table.
       this.peers = this.loadPeers();
-      this.deps.onPeersChange?.({ reload: true });
+      void this.deps.onPeersChange?.({ reload: true });
     }
   }
 
@@ -161,16 +162,16 @@ export class Registry {
     return peer;
   }
 
-  declare(nodeIp: string, addressList: string): boolean {
+  declare(nodeIp: string, addressList: string): boolean | Promise<boolean> {
     const bits = this.hostBits(nodeIp);
     if (bits === null || parseAddressList(addressList) === null) return false;
     const prefix = this.deps.db.ownerOf(bits);
     if (prefix === undefined) return false;
     this.deps.db.upsertPeer(prefix, addressList, this.now());
     this.peers.set(prefix, addressList);
-    this.deps.onPeersChange?.({ peer: [prefix, addressList] });
     this.deps.log.log(2, `peer ${prefix} declared ${addressList}`);
-    return true;
+    const shared = this.deps.onPeersChange?.({ peer: [prefix, addressList] });
+    return shared ? shared.then(() => true) : true;
   }
 
   private checkPeerListCall(n: number, nodeIp: string): void {
