@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RpcClient } from "../lib/rpc-client";
-import { caNetwork } from "../lib/utils/cert";
+import { caNetwork } from "../lib/utils/x509";
 import { cnToPrefix, nodeAddress } from "../lib/utils/address";
 import { startSmtpSink } from "../test/helpers/smtp-sink";
 

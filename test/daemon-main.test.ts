@@ -13,7 +13,8 @@ import { PeersDb } from "../lib/db";
 import { parseDaemonArgsOrThrow } from "../lib/daemon/args";
 import { Child, liveChildren } from "../lib/daemon/children";
 import { StartupError, addressesFor, findProgram, serverDevice, serverLogName, startupChecks } from "../lib/daemon/main";
-import { checkNodeCertificate, checkRequest, issueCertificate, loadCa } from "../lib/utils/cert";
+import { checkRequest, issueCertificate, loadCa } from "../lib/utils/cert";
+import { checkNodeCertificate } from "../lib/utils/x509";
 import { makeCa, makeCsr } from "./helpers/pki";
 import { BIN } from "./helpers/registry";
 

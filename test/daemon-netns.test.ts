@@ -13,7 +13,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { caNetwork, checkNodeCertificate } from "../lib/utils/cert";
+import { caNetwork, checkNodeCertificate } from "../lib/utils/x509";
 import { nodeAddress } from "../lib/utils/address";
 import { Lab, waitFor } from "./helpers/netns";
 import { makeCa } from "./helpers/pki";

@@ -20,9 +20,8 @@ import { RpcClient, RpcTransportError, XmlRpcFault, rpcUrl } from "../lib/rpc-cl
 import { parseSetupArgs } from "../lib/setup/args";
 import { NoAnswerError, Prompter } from "../lib/setup/prompt";
 import { Staging, sweepStaleTemps } from "../lib/setup/stage";
-import {
-  CertificateError, checkIssuedCertificate, checkRequest, checkSubjectAttribute, createCertificateRequest, generateRsaKey, issueCertificate, loadCa,
-} from "../lib/utils/cert";
+import { checkRequest, checkSubjectAttribute, createCertificateRequest, generateRsaKey, issueCertificate, loadCa } from "../lib/utils/cert";
+import { CertificateError, checkIssuedCertificate } from "../lib/utils/x509";
 import { FFDHE2048_PEM } from "../lib/utils/dh";
 import { parseMethodCall, serializeFault, serializeResponse } from "../lib/xmlrpc";
 import { makeCa } from "./helpers/pki";

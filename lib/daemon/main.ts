@@ -17,7 +17,7 @@ import {
   CLIENT_INTERFACES, NO_TRAFFIC, Traffic, Tunnel, counterValue, planRefresh, planShutdown, updateTraffic, type RefreshStep,
 } from "../tunnel";
 import { Bits, PeerAddress, bitsToIpv6, formatAddressList, nodeAddress } from "../utils/address";
-import { CertificateError, caNetwork, checkNodeCertificate } from "../utils/cert";
+import { CertificateError, caNetwork, checkNodeCertificate } from "../utils/x509";
 import { readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
 import { countRoutes, lanPeers } from "../utils/routes";

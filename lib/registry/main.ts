@@ -4,7 +4,8 @@
 import { ArgumentParser } from "argparse";
 import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
-import { CertificateAuthority, CertificateError, loadCa } from "../utils/cert";
+import { CertificateAuthority, loadCa } from "../utils/cert";
+import { CertificateError } from "../utils/x509";
 import { readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
 import { onOtherWorkersChanges, reportListening, runPrimary, shareChange } from "./cluster";

@@ -3,7 +3,8 @@
 
 import { randomInt } from "node:crypto";
 import { Bits, ipv6ToBits, parseAddressList, prefixToCn } from "../utils/address";
-import { CertificateAuthority, CertificateError, checkRequest, issueCertificate } from "../utils/cert";
+import { CertificateAuthority, checkRequest, issueCertificate } from "../utils/cert";
+import { CertificateError } from "../utils/x509";
 import { Logger } from "../utils/log";
 import type { RawXml, XmlRpcValue } from "../xmlrpc";
 import { IssueError, RegistryDb } from "./db";

@@ -3,7 +3,8 @@
 
 import { ArgumentParser } from "argparse";
 import { isIP } from "node:net";
-import { CertificateError, SUBJECT_ATTRIBUTE_NAMES, SubjectAttribute, checkSubjectAttribute } from "../utils/cert";
+import { SUBJECT_ATTRIBUTE_NAMES, SubjectAttribute, checkSubjectAttribute } from "../utils/cert";
+import { CertificateError } from "../utils/x509";
 
 export interface SetupOptions {
   /** Registry host: an IPv4 or IPv6 address (no brackets), or a host name. */

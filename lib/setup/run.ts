@@ -9,9 +9,8 @@ import { join } from "node:path";
 import { PeersDb, PeersDbError, PeersDbState } from "../db";
 import { XmlRpcFault } from "../rpc-client";
 import { bitsToIpv6, nodeAddress, parseAddressList } from "../utils/address";
-import {
-  CertificateError, NodeCertificate, caNetwork, checkIssuedCertificate, createCertificateRequest, generateRsaKey, privateKeyPem,
-} from "../utils/cert";
+import { createCertificateRequest, generateRsaKey, privateKeyPem } from "../utils/cert";
+import { CertificateError, NodeCertificate, caNetwork, checkIssuedCertificate } from "../utils/x509";
 import { FFDHE2048_PEM } from "../utils/dh";
 import type { XmlRpcValue } from "../xmlrpc";
 import type { SetupOptions } from "./args";

@@ -4,18 +4,14 @@
 
 import { createPrivateKey, createPublicKey, generateKeyPair, KeyObject, randomBytes, sign, X509Certificate } from "node:crypto";
 import forge from "node-forge";
-import { Bits, cnToPrefix, networkFromSerial } from "./address";
+import { Bits, networkFromSerial } from "./address";
+import { CertificateError } from "./x509";
 
 // Present in node-forge, missing from its type definitions.
 const getTBSCertificate = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate;
 const getCertificationRequestInfo = (forge.pki as unknown as {
   getCertificationRequestInfo(c: forge.pki.CertificateSigningRequest): forge.asn1.Asn1;
 }).getCertificationRequestInfo;
-
-/** A certificate or request that cannot be used, with a reason a user can act on. */
-export class CertificateError extends Error {
-  override name = "CertificateError";
-}
 
 export const MIN_RSA_BITS = 2048;
 const DAY_MS = 86_400_000;
@@ -24,12 +20,6 @@ export interface SubjectAttribute {
   /** Short name as pyOpenSSL and OpenSSL spell it: C, ST, L, O, OU, CN, emailAddress. */
   name: string;
   value: string;
-}
-
-/** The network prefix a CA certificate carries in its serial (SPEC section 2). */
-export function caNetwork(caPem: string): Bits {
-  const serial = BigInt("0x" + new X509Certificate(caPem).serialNumber);
-  return networkFromSerial(serial);
 }
 
 export interface CertificateAuthority {
@@ -255,62 +245,3 @@ export function privateKeyPem(key: KeyObject): string {
   return key.export({ type: "pkcs8", format: "pem" }).toString();
 }
 
-/** What a node learns from the certificate the registry issued. */
-export interface NodeCertificate {
-  /** Prefix bits from the CN ("5/16" → "0000000000000101"), or null if the CN has another shape. */
-  prefix: Bits | null;
-  commonName: string;
-  /** True when signed with SHA-1 (the legacy registry): OpenSSL 3 refuses it by default. */
-  sha1: boolean;
-}
-
-/** The CN, its prefix, and whether the signature is SHA-1 (read from the DER: Node does not tell). */
-function describeNodeCertificate(cert: X509Certificate): NodeCertificate {
-  const commonName = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1] ?? "";
-  const sigOid = forge.asn1.derToOid(
-    ((forge.asn1.fromDer(forge.util.createBuffer(cert.raw.toString("binary"))).value as forge.asn1.Asn1[])[1]!.value as forge.asn1.Asn1[])[0]!.value as string,
-  );
-  const sha1 = sigOid === forge.pki.oids["sha1WithRSAEncryption"];
-  return { prefix: cnToPrefix(commonName), commonName, sha1 };
-}
-
-/**
- * Checks a certificate the registry returned: that it holds `key`'s public
- * half and was signed by the CA in `caPem`. A mismatch means a broken or
- * foreign registry, and storing the pair would leave a node that cannot connect.
- */
-export function checkIssuedCertificate(certPem: string, key: KeyObject, caPem: string): NodeCertificate {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(certPem);
-  } catch (e) {
-    throw new CertificateError(`the registry returned something that is not a PEM certificate (${(e as Error).message})`);
-  }
-  if (!cert.checkPrivateKey(key)) throw new CertificateError("the registry returned a certificate for another key than the one in our request");
-  const ca = new X509Certificate(caPem);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
-    throw new CertificateError("the registry returned a certificate its CA (ca.pem) did not sign");
-  return describeNodeCertificate(cert);
-}
-
-/**
- * What the daemon checks of its own certificate at start: that the CA in
- * `caPem` issued it (the key is OpenVPN's business, given after `--`).
- * Throws CertificateError with a one-line reason.
- */
-export function checkNodeCertificate(certPem: string, caPem: string): NodeCertificate {
-  let cert: X509Certificate;
-  let ca: X509Certificate;
-  try {
-    ca = new X509Certificate(caPem);
-  } catch (e) {
-    throw new CertificateError(`the CA file is not a PEM certificate (${(e as Error).message})`);
-  }
-  try {
-    cert = new X509Certificate(certPem);
-  } catch (e) {
-    throw new CertificateError(`the certificate file is not a PEM certificate (${(e as Error).message})`);
-  }
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new CertificateError("the certificate was not issued by the given CA");
-  return describeNodeCertificate(cert);
-}
