@@ -1,0 +1,373 @@
+// A real vifibnet network on one machine, in a few lines:
+//
+//   const net = await Overlay.create({ nodes: 6, hello: 2, connectionCount: 4 });
+//   await net.waitAllPairs(60_000);
+//   ...
+//   await net.destroy();
+//
+// The underlay: a hub namespace whose Linux bridge "internet" joins every node
+// on 198.51.100.0/24 (hub 198.51.100.1, node i at 198.51.100.<11+i>, its veth
+// "eth0"). The registry and an SMTP sink run in the hub; every node joins with
+// bin/vifibnet-setup (--email, the token read from the caught mail) and runs
+// bin/vifibnet with the legacy flags (--ip <addr> 1194 udp, -s, -l, --ca,
+// --cert, --dh, -- --key). Names are unique (test/helpers/netns.ts), all
+// traffic stays inside the namespaces, every wait is bounded, and the Lab
+// tears everything down on destroy(), process exit and signals.
+// Factored out of bench/daemon.ts and test/daemon-netns.test.ts.
+
+import { ChildProcess, spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { caNetwork, checkNodeCertificate } from "../../lib/utils/x509";
+import { nodeAddress } from "../../lib/utils/address";
+import { Lab, waitFor } from "./netns";
+import { makeCa } from "./pki";
+import { BIN, ROOT } from "./registry";
+
+const NODE = process.execPath;
+export const HUB_IP = "198.51.100.1";
+export const underlayIp = (i: number): string => `198.51.100.${11 + i}`;
+
+export interface OverlayOptions {
+  nodes: number;
+  /** babel hello interval, s (OpenVPN --ping-exit is 4 times it). Default 2. */
+  hello?: number;
+  /** --connection-count: client tunnels wanted = ceil(n / 2). Default 4. */
+  connectionCount?: number;
+  /** --tunnel-refresh, s. Default 5. */
+  tunnelRefresh?: number;
+  /** --peers-db-refresh, s. Default 5. */
+  peersDbRefresh?: number;
+  /** --refresh-rate. Default 0: no tunnel is replaced once the wanted count is reached (no churn). */
+  refreshRate?: number;
+  /** -v. Default 3. */
+  verbose?: number;
+  /** Extra daemon arguments, before "--". */
+  extraArgs?: string[];
+  /** Start the daemons in create() (default true). */
+  start?: boolean;
+}
+
+export interface Proc {
+  proc: ChildProcess;
+  out: () => string;
+  err: () => string;
+  exited: Promise<unknown>;
+}
+
+function track(proc: ChildProcess): Proc {
+  let out = "";
+  let err = "";
+  proc.stdout?.setEncoding("utf8").on("data", (c: string) => (out += c));
+  proc.stderr?.setEncoding("utf8").on("data", (c: string) => (err = (err + c).slice(-200_000)));
+  const exited = once(proc, "exit").catch(() => undefined);
+  return { proc, out: () => out, err: () => err, exited };
+}
+
+export const running = (p: Proc): boolean => p.proc.exitCode === null && p.proc.signalCode === null;
+
+/** Exit code once the process has exited, at most `ms`; SIGKILL and null on timeout; null too when killed by a signal. */
+async function exitWithin(p: Proc, ms: number): Promise<number | null> {
+  if (running(p)) {
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([p.exited.then(() => "exited"), new Promise<"timeout">((res) => (timer = setTimeout(() => res("timeout"), ms)))]);
+    clearTimeout(timer);
+    if (r === "timeout") {
+      p.proc.kill("SIGKILL");
+      await Promise.race([p.exited, new Promise((res) => setTimeout(res, 2_000))]);
+      return null;
+    }
+  }
+  return p.proc.exitCode;
+}
+
+/** Runs a command, bounded, without blocking the event loop. */
+function run(cmd: string[], timeoutMs: number): Promise<{ status: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd[0]!, cmd.slice(1), { stdio: ["ignore", "pipe", "ignore"] });
+    let stdout = "";
+    p.stdout!.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+    p.on("error", () => {
+      clearTimeout(timer);
+      resolve({ status: null, stdout });
+    });
+    p.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ status: code, stdout });
+    });
+  });
+}
+
+export interface OverlayNode {
+  index: number;
+  ns: string;
+  /** The node's overlay IPv6 address. */
+  address: string;
+  /** Its underlay IPv4 address. */
+  ip: string;
+  dir: string;
+  log: string;
+  daemon: Proc | null;
+}
+
+export class Overlay {
+  readonly lab = new Lab();
+  readonly tmp = mkdtempSync(join(tmpdir(), "vfb-overlay-"));
+  readonly nodes: OverlayNode[] = [];
+  hub = "";
+  registryPort = 0;
+  registry: Proc | null = null;
+  private readonly all: Proc[] = [];
+  private destroyed = false;
+
+  private constructor(readonly opts: Required<Omit<OverlayOptions, "extraArgs" | "start">> & { extraArgs: string[] }) {
+    process.on("exit", () => rmSync(this.tmp, { recursive: true, force: true })); // after the Lab's handler
+  }
+
+  static async create(options: OverlayOptions): Promise<Overlay> {
+    const net = new Overlay({
+      nodes: options.nodes, hello: options.hello ?? 2, connectionCount: options.connectionCount ?? 4,
+      tunnelRefresh: options.tunnelRefresh ?? 5, peersDbRefresh: options.peersDbRefresh ?? 5,
+      refreshRate: options.refreshRate ?? 0, verbose: options.verbose ?? 3, extraArgs: options.extraArgs ?? [],
+    });
+    try {
+      await net.build();
+      if (options.start !== false) for (let i = 0; i < net.nodes.length; i++) net.startDaemon(i);
+    } catch (e) {
+      await net.destroy();
+      throw e;
+    }
+    return net;
+  }
+
+  private ip(args: string[]): void {
+    const p = spawnSync("ip", args, { encoding: "utf8", timeout: 15_000 });
+    if (p.status !== 0) throw new Error(`ip ${args.join(" ")}: ${(p.stderr ?? "").trim()}`);
+  }
+
+  private async build(): Promise<void> {
+    const { lab } = this;
+    this.hub = lab.add();
+    this.ip(["-n", this.hub, "link", "add", "internet", "type", "bridge"]);
+    this.ip(["-n", this.hub, "addr", "add", `${HUB_IP}/24`, "dev", "internet"]);
+    this.ip(["-n", this.hub, "link", "set", "internet", "up"]);
+    for (let i = 0; i < this.opts.nodes; i++) {
+      const ns = lab.add();
+      this.ip(["-n", this.hub, "link", "add", `v${i}`, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+      this.ip(["-n", this.hub, "link", "set", `v${i}`, "master", "internet", "up"]);
+      this.ip(["-n", ns, "addr", "add", `${underlayIp(i)}/24`, "dev", "eth0"]);
+      this.ip(["-n", ns, "link", "set", "eth0", "up"]);
+      const dir = join(this.tmp, `node-${i}`);
+      this.nodes.push({ index: i, ns, address: "", ip: underlayIp(i), dir, log: join(dir, "log"), daemon: null });
+    }
+    const underlayOk = await waitFor(async () =>
+      (await Promise.all(this.nodes.map((n) => run(["ip", "netns", "exec", n.ns, "ping", "-c1", "-W1", HUB_IP], 5_000)))).every((r) => r.status === 0), 15_000, 300);
+    if (!underlayOk) throw new Error("underlay: a node cannot ping the hub");
+
+    // SMTP sink and registry in the hub.
+    const mailDir = join(this.tmp, "mail");
+    const sink = this.keep(track(lab.spawn(this.hub, [NODE, join(ROOT, "dist", "test", "helpers", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] })));
+    if (!(await waitFor(() => /^\d+\n/.test(sink.out()), 15_000, 100))) throw new Error(`smtp sink did not start: ${sink.err()}`);
+    const smtpPort = Number(sink.out().trim());
+    const regDir = join(this.tmp, "registry");
+    mkdirSync(regDir);
+    const ca = makeCa("2001:db8:42::/48");
+    writeFileSync(join(regDir, "ca.crt"), ca.pem);
+    writeFileSync(join(regDir, "ca.key"), ca.keyPem, { mode: 0o600 });
+    const registry = this.keep(track(lab.spawn(this.hub, [
+      NODE, BIN("vifibnet-registry"), "0", "--db", join(regDir, "registry.db"), "--ca", join(regDir, "ca.crt"),
+      "--key", join(regDir, "ca.key"), "--mailhost", `127.0.0.1:${smtpPort}`,
+    ], { stdio: ["ignore", "ignore", "pipe"] })));
+    this.registry = registry;
+    if (!(await waitFor(() => /listening on 0\.0\.0\.0:\d+/.test(registry.err()), 15_000, 100))) throw new Error(`registry did not start: ${registry.err()}`);
+    this.registryPort = Number(/listening on 0\.0\.0\.0:(\d+)/.exec(registry.err())![1]);
+
+    const tokenFor = (email: string): string | null => {
+      let files: string[] = [];
+      try {
+        files = readdirSync(mailDir).filter((f) => f.endsWith(".eml"));
+      } catch {
+        return null;
+      }
+      for (const f of files) {
+        const raw = readFileSync(join(mailDir, f), "utf8");
+        if (!raw.includes(`X-Envelope-To: ${email}`)) continue;
+        const token = /^Your token : ([a-z]{8})\r?$/m.exec(raw)?.[1];
+        if (token) return token;
+      }
+      return null;
+    };
+    // Every node joins; in parallel, each one bounded.
+    await Promise.all(this.nodes.map(async (n) => {
+      const email = `n${n.index}@example.com`;
+      const setup = this.keep(track(lab.spawn(n.ns, [
+        NODE, BIN("vifibnet-setup"), "--server", HUB_IP, "--port", String(this.registryPort), "--dir", n.dir, "--email", email, "--no-boot",
+      ], { stdio: ["pipe", "pipe", "pipe"] })));
+      if (!(await waitFor(() => tokenFor(email) !== null && setup.out().includes("Please enter your token : "), 30_000, 100)))
+        throw new Error(`no token for ${email}: ${setup.out()} ${setup.err()}`);
+      setup.proc.stdin!.end(tokenFor(email)! + "\n");
+      const code = await exitWithin(setup, 60_000);
+      if (code !== 0) throw new Error(`setup of node ${n.index} failed (${code}): ${setup.err()}`);
+      mkdirSync(n.log, { recursive: true });
+      const caPem = readFileSync(join(n.dir, "ca.pem"), "utf8");
+      const cert = checkNodeCertificate(readFileSync(join(n.dir, "cert.crt"), "utf8"), caPem);
+      n.address = nodeAddress(caNetwork(caPem), cert.prefix!);
+    }));
+  }
+
+  private keep(p: Proc): Proc {
+    this.all.push(p);
+    return p;
+  }
+
+  /** Starts node i's daemon with the legacy flags (no-op if it is running). */
+  startDaemon(i: number): Proc {
+    const n = this.nodes[i]!;
+    if (n.daemon && running(n.daemon)) return n.daemon;
+    const o = this.opts;
+    n.daemon = this.keep(track(this.lab.spawn(n.ns, [
+      NODE, BIN("vifibnet"), "--server", HUB_IP, "--server-port", String(this.registryPort), "--ip", n.ip, "1194", "udp",
+      "--hello", String(o.hello), "--tunnel-refresh", String(o.tunnelRefresh), "--peers-db-refresh", String(o.peersDbRefresh),
+      "--connection-count", String(o.connectionCount), "--refresh-rate", String(o.refreshRate), ...o.extraArgs,
+      "-s", n.dir, "-l", n.log, "-v", String(o.verbose),
+      "--ca", join(n.dir, "ca.pem"), "--cert", join(n.dir, "cert.crt"), "--dh", join(n.dir, "dh2048.pem"),
+      "--", "--key", join(n.dir, "cert.key"),
+    ], { stdio: ["ignore", "ignore", "pipe"] })));
+    return n.daemon;
+  }
+
+  /** SIGTERM to node i's daemon; its exit code (null: killed after 30 s, or by a signal). */
+  async stopDaemon(i: number): Promise<number | null> {
+    const d = this.nodes[i]!.daemon;
+    if (!d) return null;
+    if (running(d)) d.proc.kill("SIGTERM");
+    return exitWithin(d, 30_000);
+  }
+
+  /** SIGTERM to the registry; its exit code. */
+  async stopRegistry(): Promise<number | null> {
+    if (!this.registry) return null;
+    if (running(this.registry)) this.registry.proc.kill("SIGTERM");
+    return exitWithin(this.registry, 15_000);
+  }
+
+  /** Sets node i's underlay link (its veth, both ends) down. */
+  cutUnderlay(i: number): void {
+    this.ip(["-n", this.nodes[i]!.ns, "link", "set", "eth0", "down"]);
+    this.ip(["-n", this.hub, "link", "set", `v${i}`, "down"]);
+  }
+
+  restoreUnderlay(i: number): void {
+    this.ip(["-n", this.hub, "link", "set", `v${i}`, "up"]);
+    this.ip(["-n", this.nodes[i]!.ns, "link", "set", "eth0", "up"]);
+  }
+
+  /** One ping6 from node i to node j's overlay address. */
+  async ping(i: number, j: number, hopLimit?: number): Promise<boolean> {
+    const ttl = hopLimit === undefined ? [] : ["-t", String(hopLimit)];
+    const r = await run(["ip", "netns", "exec", this.nodes[i]!.ns, "ping", "-6", "-n", "-c1", "-W1", ...ttl, this.nodes[j]!.address], 5_000);
+    return r.status === 0;
+  }
+
+  /** Unordered pairs {i, j} (i < j) of which the ping fails now (all checked in parallel). */
+  async failingPairs(): Promise<Array<[number, number]>> {
+    const pairs: Array<[number, number]> = [];
+    for (let i = 0; i < this.nodes.length; i++) for (let j = i + 1; j < this.nodes.length; j++) pairs.push([i, j]);
+    const ok = await Promise.all(pairs.map(([i, j]) => this.ping(i, j)));
+    return pairs.filter((_, k) => !ok[k]);
+  }
+
+  /**
+   * Waits (bounded) until every node pings every other node's overlay address in
+   * the same round; returns the time taken in ms. Throws with diagnostics on
+   * timeout, or as soon as a daemon has exited.
+   */
+  async waitAllPairs(timeoutMs: number): Promise<number> {
+    const t0 = Date.now();
+    let failing: Array<[number, number]> = [];
+    const ok = await waitFor(async () => {
+      this.checkDaemons();
+      failing = await this.failingPairs();
+      return failing.length === 0;
+    }, timeoutMs, 500);
+    if (!ok) throw new Error(`not all pairs ping after ${timeoutMs} ms; failing: ${failing.map((p) => p.join("-")).join(" ")}\n${this.diagnostics()}`);
+    return Date.now() - t0;
+  }
+
+  /** Throws if a started daemon has exited. */
+  checkDaemons(): void {
+    for (const n of this.nodes)
+      if (n.daemon && !running(n.daemon))
+        throw new Error(`daemon of node ${n.index} exited (${n.daemon.proc.exitCode ?? n.daemon.proc.signalCode}):\n${n.daemon.err().slice(-4000)}`);
+  }
+
+  /** Client tunnel interfaces of node i that are up (the OpenVPN --up hook sets them up once connected). */
+  async clientsUp(i: number): Promise<string[]> {
+    const r = await run(["ip", "-n", this.nodes[i]!.ns, "-o", "link", "show", "up"], 15_000);
+    return r.stdout.split("\n").map((l) => /^\d+:\s+(client\d+)[:@]/.exec(l)?.[1]).filter((n): n is string => n !== undefined);
+  }
+
+  /**
+   * Unordered pairs of nodes joined by a client tunnel that is up, from the
+   * daemons' logs: "Opened a tunnel to <prefix> on clientN" (last one per
+   * interface) matched with the interfaces up, and the peers' prefixes.
+   */
+  async directPairs(): Promise<Set<string>> {
+    const prefixOf = new Map<string, number>();
+    for (const n of this.nodes) {
+      const caPem = readFileSync(join(n.dir, "ca.pem"), "utf8");
+      prefixOf.set(checkNodeCertificate(readFileSync(join(n.dir, "cert.crt"), "utf8"), caPem).prefix!, n.index);
+    }
+    const pairs = new Set<string>();
+    for (const n of this.nodes) {
+      const up = new Set(await this.clientsUp(n.index));
+      const last = new Map<string, string>();
+      for (const m of (n.daemon?.err() ?? "").matchAll(/Opened a tunnel to (\S+) on (client\d+)/g)) last.set(m[2]!, m[1]!);
+      for (const [iface, prefix] of last) {
+        const j = prefixOf.get(prefix);
+        if (up.has(iface) && j !== undefined) pairs.add([n.index, j].sort((a, b) => a - b).join("-"));
+      }
+    }
+    return pairs;
+  }
+
+  /** Processes of node i's namespace, with their command names. */
+  processes(i: number): Array<{ pid: number; comm: string }> {
+    return this.lab.processes(this.nodes[i]!.ns);
+  }
+
+  links(i: number): string[] {
+    return this.lab.links(this.nodes[i]!.ns);
+  }
+
+  /** Daemon stderr tails, log tails, routes and links of every node. */
+  diagnostics(): string {
+    return this.nodes.map((n) => {
+      let files = "";
+      try {
+        for (const f of readdirSync(n.log)) files += `--- ${f}\n${readFileSync(join(n.log, f), "utf8").split("\n").slice(-8).join("\n")}\n`;
+      } catch {
+        // no logs
+      }
+      return `=== node ${n.index} (${n.address}) daemon stderr:\n${(n.daemon?.err() ?? "").split("\n").slice(-25).join("\n")}\n${files}` +
+        `routes:\n${this.lab.exec(n.ns, ["ip", "-6", "route"]).stdout}links: ${this.lab.links(n.ns).join(" ")}\n`;
+    }).join("\n");
+  }
+
+  /** Stops every daemon (SIGTERM, bounded), then everything else; deletes the namespaces and files. Idempotent. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    try {
+      const live = this.all.filter(running);
+      for (const p of live) p.proc.kill("SIGTERM");
+      await Promise.all(live.map((p) => exitWithin(p, 15_000)));
+    } finally {
+      this.lab.destroy();
+      rmSync(this.tmp, { recursive: true, force: true });
+    }
+  }
+}
