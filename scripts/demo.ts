@@ -1,137 +1,148 @@
-// The README's main job, until the overlay demo exists: a vifibnet network's
-// control plane on this machine. It creates a CA, starts the registry, has N
-// nodes join with vifibnet-setup (the token mail caught locally and typed
-// back, as a user would), declares their addresses and shows what the
-// registry hands out. Everything stays on loopback and under one temporary
-// directory, removed at the end (Ctrl-C, or --duration).
+// The README's main job: a real vifibnet overlay on this machine. With the
+// network harness (test/helpers/overlay.ts) it builds a hub namespace with the
+// registry and a mail catcher, N node namespaces joined with vifibnet-setup,
+// and starts a vifibnet daemon (OpenVPN + babeld) in each. While they
+// converge it prints a live table of nodes, tunnels and reachability, and
+// writes a picture of the overlay (SVG) from the daemons' own state. Ctrl-C,
+// or --duration seconds after every pair is reachable, tears it all down.
+// Needs root (namespaces, tun devices).
 
 import { ArgumentParser } from "argparse";
-import { ChildProcess, spawn, spawnSync } from "node:child_process";
-import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { RpcClient } from "../lib/rpc-client";
-import { caNetwork } from "../lib/utils/x509";
-import { cnToPrefix, nodeAddress } from "../lib/utils/address";
-import { startSmtpSink } from "../test/helpers/smtp-sink";
+import { join, resolve } from "node:path";
+import { Lab } from "../test/helpers/netns";
+import { Overlay } from "../test/helpers/overlay";
+import { NodeView, allReachable, edges, observe, prefixIndex, svg, table } from "./overlay-view";
 
-const ROOT = join(__dirname, "..", "..");
-const bin = (name: string): string => join(ROOT, "bin", name);
+interface Args { nodes: number; duration: number; hello: number; svg: string; keep: boolean; timeout: number }
 
-interface Args { nodes: number; port: number; duration: number; keep: boolean }
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+const say = (s: string): void => void process.stdout.write(s + "\n");
 
-function step(text: string): void {
-  process.stdout.write(`\n== ${text}\n`);
-}
+let net: Overlay | undefined;
+let keep = false;
 
-const shellWords = (words: string[]): string => words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w}'`)).join(" ");
-
-function run(cmd: string, args: string[]): string {
-  process.stdout.write(`$ ${shellWords([cmd.replace(ROOT + "/", ""), ...args])}\n`);
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
-  return r.stdout;
-}
-
-async function main(): Promise<void> {
-  const parser = new ArgumentParser({ prog: "npm run demo --", description: "A vifibnet registry with nodes joining it, on this machine." });
-  parser.add_argument("--nodes", { type: "int", default: 6, help: "How many nodes join (default: %(default)s)" });
-  parser.add_argument("--port", { type: "int", default: 0, help: "Registry port (default: a free one)" });
-  parser.add_argument("--duration", { type: "int", default: 0, help: "Seconds to keep running, 0 for until Ctrl-C (default: %(default)s)" });
-  parser.add_argument("--keep", { action: "store_true", help: "Keep the demo's directory at the end" });
+async function main(): Promise<number> {
+  const parser = new ArgumentParser({ prog: "npm run demo --", description: "A vifibnet overlay on this machine: a registry and N nodes in network namespaces, converging live." });
+  parser.add_argument("--nodes", { type: "int", default: 6, help: "How many nodes (default: %(default)s)" });
+  parser.add_argument("--duration", { type: "float", default: 0, help: "Seconds to keep running once all pairs are reachable; 0 for until Ctrl-C (default: %(default)s)" });
+  parser.add_argument("--hello", { type: "float", default: 2, help: "babel hello interval of the daemons, s (default: %(default)s)" });
+  parser.add_argument("--svg", { default: "vifibnet-demo.svg", help: "Where to write the picture of the overlay (default: ./%(default)s)" });
+  parser.add_argument("--keep", { action: "store_true", help: "Copy the network's files (certificates, daemon logs, registry database) to a directory before teardown" });
+  parser.add_argument("--timeout", { type: "float", default: 180, help: "With --duration: give up (exit 1) if not all pairs are reachable after this many seconds (default: %(default)s)" });
   const args = parser.parse_args() as Args;
-
-  const dir = mkdtempSync(join(tmpdir(), "vifibnet-demo-"));
-  const children: ChildProcess[] = [];
-  const sink = await startSmtpSink();
-  let cleaned = false;
-  const cleanup = async (): Promise<void> => {
-    if (cleaned) return;
-    cleaned = true;
-    const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
-    await Promise.all(running.map((c) => new Promise<void>((resolve) => {
-      const force = setTimeout(() => c.kill("SIGKILL"), 10_000);
-      c.once("exit", () => { clearTimeout(force); resolve(); });
-      c.kill("SIGTERM");
-    })));
-    await sink.close();
-    if (args.keep) process.stdout.write(`\nKept ${dir}\n`);
-    else rmSync(dir, { recursive: true, force: true });
-  };
-  process.on("SIGINT", () => void cleanup().then(() => process.exit(0)));
-  process.on("SIGTERM", () => void cleanup().then(() => process.exit(0)));
-
-  try {
-    step("The network's certificate authority, for 2001:db8:42::/48");
-    process.stdout.write(run(bin("vifibnet-ca"), ["--prefix", "2001:db8:42::/48", "--dir", dir, "--cn", "vifibnet demo CA"]));
-
-    step("The registry (token mail goes to a local catcher)");
-    const registry = spawn(bin("vifibnet-registry"), [String(args.port), "--db", join(dir, "registry.db"), "--ca", join(dir, "ca.crt"), "--key", join(dir, "ca.key"), "--mailhost", `127.0.0.1:${sink.port}`, "-v", "1"], { stdio: ["ignore", "ignore", "pipe"] });
-    children.push(registry);
-    const port = await new Promise<number>((resolve, reject) => {
-      let err = "";
-      registry.stderr!.setEncoding("utf8");
-      registry.stderr!.on("data", (c: string) => {
-        err += c;
-        const m = /listening on 0\.0\.0\.0:(\d+)/.exec(err);
-        if (m) resolve(Number(m[1]));
-      });
-      registry.once("exit", () => reject(new Error(`the registry stopped: ${err}`)));
-    });
-    process.stdout.write(`registry listening on 0.0.0.0:${port} and [::]:${port}\n`);
-    const rpc = new RpcClient("127.0.0.1", port);
-    const network = caNetwork(readFileSync(join(dir, "ca.crt"), "utf8"));
-
-    step(`${args.nodes} nodes join with vifibnet-setup`);
-    const nodes: Array<{ name: string; cn: string; address: string; endpoint: string }> = [];
-    for (let i = 1; i <= args.nodes; i++) {
-      const name = `node${i}`;
-      const nodeDir = join(dir, name);
-      const setupArgs = ["--server", "127.0.0.1", "--port", String(port), "--dir", nodeDir, "-r", "O", "vifibnet demo", "-r", "CN", name, ...(i === 1 ? ["--no-boot"] : [])];
-      process.stdout.write(`$ ${shellWords(["bin/vifibnet-setup", ...setupArgs])}\n`);
-      const started = Date.now();
-      const setup = spawn(bin("vifibnet-setup"), setupArgs, { stdio: ["pipe", "pipe", "pipe"] });
-      children.push(setup);
-      let out = "";
-      setup.stdout!.on("data", (c: Buffer) => (out += c.toString()));
-      setup.stderr!.on("data", (c: Buffer) => (out += c.toString()));
-      setup.stdin!.write(`${name}@example.com\n`);
-      const mail = await sink.next(30_000);
-      const token = /Your token : ([a-z]{8})/.exec(mail.raw)![1]!;
-      setup.stdin!.end(`${token}\n`);
-      const code = await new Promise<number | null>((resolve) => setup.once("exit", resolve));
-      if (code !== 0) throw new Error(`setup of ${name} failed:\n${out}`);
-      const cert = new X509Certificate(readFileSync(join(nodeDir, "cert.crt")));
-      const cn = /CN=(\d+\/\d+)/.exec(cert.subject)![1]!;
-      const address = nodeAddress(network, cnToPrefix(cn)!);
-      const endpoint = `198.51.100.${i},1194,udp`;
-      // What the daemon does at each peers DB refresh: declare, then ask for peers.
-      await rpc.call("declare", [[address, endpoint]]);
-      nodes.push({ name, cn, address, endpoint });
-      process.stdout.write(`  ${name}: token ${token} by mail, certificate CN ${cn}, node address ${address} (${Date.now() - started} ms)\n`);
-    }
-
-    step("What the registry knows");
-    const rows = [["node", "CN", "overlay address", "advertised endpoint"], ...nodes.map((n) => [n.name, n.cn, n.address, n.endpoint])];
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    for (const r of rows) process.stdout.write("  " + r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ") + "\n");
-    const peers = (await rpc.call("getPeerList", [3, nodes[0]!.address])) as Array<[string, string]>;
-    process.stdout.write(`\n  getPeerList(3) for ${nodes[0]!.name}: ${peers.map(([p, a]) => `${p} → ${a}`).join(", ")}\n`);
-
-    step("Running");
-    process.stdout.write(`Try it from Python, as legacy clients do:\n  python3 -c "import xmlrpc.client as x; print(x.ServerProxy('http://127.0.0.1:${port}').getPeerList(5, '${nodes[0]!.address}'))"\n`);
-    process.stdout.write(args.duration > 0 ? `Stopping in ${args.duration} s.\n` : "Ctrl-C stops the demo and removes its files.\n");
-    await new Promise<void>((resolve, reject) => {
-      registry.once("exit", () => reject(new Error("the registry stopped")));
-      if (args.duration > 0) setTimeout(resolve, args.duration * 1000);
-    });
-  } finally {
-    await cleanup();
+  if (process.getuid?.() !== 0) {
+    process.stderr.write("npm run demo: needs root (network namespaces and tun devices); run it as root, e.g. sudo npm run demo\n");
+    return 1;
   }
+  if (!(args.nodes >= 2)) throw new Error("--nodes: at least 2");
+  const svgPath = resolve(args.svg);
+  keep = args.keep;
+
+  // The harness's namespaces tear themselves down on process exit. Its own
+  // signal handlers exit 130 at once; the demo's wait for an orderly teardown
+  // (daemons stopped with SIGTERM) and exit 0.
+  const theirs = new Map(SIGNALS.map((s) => [s, new Set(process.listeners(s))]));
+  new Lab().destroy(); // installs the harness's handlers, nothing else
+  for (const s of SIGNALS) for (const l of process.listeners(s)) if (!theirs.get(s)!.has(l)) process.removeListener(s, l as () => void);
+  let stop: (() => void) | undefined;
+  let stopping = false;
+  const stopped = new Promise<void>((r) => (stop = r));
+  for (const s of SIGNALS)
+    process.on(s, () => {
+      if (stopping) return; // a second Ctrl-C while tearing down: ignored, the teardown is bounded
+      stopping = true;
+      say(`\n${s}: tearing down`);
+      if (!net) process.exit(0); // still building: the exit handlers delete the namespaces and files
+      stop!();
+    });
+
+  const t0 = Date.now();
+  say(`Building a vifibnet overlay: a registry and ${args.nodes} nodes, each in its own network namespace on the bridge 198.51.100.0/24`);
+  say(`(nodes join with vifibnet-setup, then vifibnet starts OpenVPN tunnels and babeld; hello ${args.hello} s)`);
+  net = await Overlay.create({ nodes: args.nodes, hello: args.hello, connectionCount: 4, tunnelRefresh: 5, peersDbRefresh: 5, refreshRate: 0 });
+  const started = Date.now();
+  if (stopping) stop!();
+  say(`Built in ${secs(started - t0)}: registry at 198.51.100.1:${net.registryPort} (namespace ${net.hub}), daemons started.`);
+  say(`Look inside: ip netns exec ${net.nodes[0]!.ns} ping -6 ${net.nodes[1]!.address}`);
+  say(`Picture: ${svgPath}`);
+
+  const prefixes = prefixIndex(net);
+  const tty = process.stdout.isTTY === true;
+  let convergedAt: number | null = null;
+  let drawn = 0;
+  let lastBody = "";
+  let view: NodeView[] = [];
+  let done = false;
+  void stopped.then(() => (done = true));
+  const timeoutMs = args.timeout * 1000;
+  while (!done) {
+    const round = Date.now();
+    net.checkDaemons();
+    view = await observe(net, prefixes);
+    if (done) break;
+    const now = Date.now();
+    if (convergedAt === null && allReachable(view)) convergedAt = now;
+    const tunnels = edges(view).length;
+    const header = `vifibnet demo  ${args.nodes} nodes  ${tunnels} tunnel${tunnels === 1 ? "" : "s"}  elapsed ${secs(now - started)}` +
+      (convergedAt !== null ? `  all pairs reachable after ${secs(convergedAt - started)}` : "  converging...") +
+      (convergedAt !== null && args.duration > 0 ? `  (exit in ${Math.max(0, args.duration - (now - convergedAt) / 1000).toFixed(0)} s)` : "");
+    const body = table(view);
+    const lines = [header, ...body, tty ? "Ctrl-C to stop" : ""];
+    if (tty) {
+      process.stdout.write((drawn ? `\x1b[${drawn}A\x1b[J` : "\n") + lines.join("\n") + "\n");
+      drawn = lines.length;
+    } else if (body.join("\n") !== lastBody || (convergedAt === now)) {
+      process.stdout.write("\n" + lines.join("\n"));
+    }
+    lastBody = body.join("\n");
+    const title = `vifibnet overlay: ${args.nodes} nodes, ${tunnels} tunnel${tunnels === 1 ? "" : "s"}` + (convergedAt !== null ? `, all pairs reachable after ${secs(convergedAt - started)}` : ", converging");
+    writeFileSync(svgPath + ".tmp", svg(view, title));
+    renameSync(svgPath + ".tmp", svgPath);
+    if (convergedAt !== null && args.duration > 0 && now - convergedAt >= args.duration * 1000) break;
+    if (convergedAt === null && args.duration > 0 && now - started > timeoutMs)
+      throw new Error(`not all pairs reachable after ${args.timeout} s (--timeout); unreachable: ` +
+        view.map((v, i) => `${v.name}→${view.filter((_, j) => j !== i && !v.reaches.includes(j)).map((o) => o.name).join(",")}`).filter((s) => !s.endsWith("→")).join(" "));
+    await Promise.race([sleep(Math.max(0, 2_000 - (Date.now() - round))), stopped]);
+  }
+  const n = edges(view).length;
+  say(`\nOverlay picture: ${svgPath} (${view.length} nodes, ${n} tunnel${n === 1 ? "" : "s"})`);
+  return 0;
 }
 
-main().catch((e: unknown) => {
-  process.stderr.write(`demo: ${(e as Error).message}\n`);
-  process.exitCode = 1;
-});
+/** Copies the network's files if --keep, then destroys the overlay (daemons SIGTERMed, namespaces and files deleted). */
+async function finish(): Promise<void> {
+  if (!net) return;
+  if (keep) {
+    const dir = mkdtempSync(join(tmpdir(), "vifibnet-demo-"));
+    try {
+      cpSync(net.tmp, dir, { recursive: true });
+      for (const n of net.nodes) writeFileSync(join(dir, `node-${n.index}`, "vifibnet.stderr"), n.daemon?.err() ?? "");
+      say(`Kept the network's files (certificates, logs, registry database) in ${dir}`);
+    } catch (e) {
+      process.stderr.write(`could not keep the files: ${String(e)}\n`);
+    }
+  }
+  say("Tearing down: stopping the daemons, deleting the namespaces...");
+  const t = Date.now();
+  await net.destroy();
+  say(`Done in ${secs(Date.now() - t)}.`);
+}
+
+main().then(
+  async (code) => {
+    await finish();
+    process.exit(code);
+  },
+  async (e: unknown) => {
+    process.stderr.write(`demo failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    try {
+      await finish();
+    } finally {
+      process.exit(1);
+    }
+  },
+);
