@@ -29,6 +29,9 @@ import { BIN, ROOT } from "./registry";
 const NODE = process.execPath;
 export const HUB_IP = "198.51.100.1";
 export const underlayIp = (i: number): string => `198.51.100.${11 + i}`;
+/** Outside address of node i's NAT router (behindNat). */
+export const routerIp = (i: number): string => `192.0.3.${11 + i}`;
+export const NAT_LAN_IP = "192.0.2.10";
 
 export interface OverlayOptions {
   nodes: number;
@@ -48,6 +51,16 @@ export interface OverlayOptions {
   extraArgs?: string[];
   /** Start the daemons in create() (default true). */
   start?: boolean;
+  /**
+   * Nodes behind a NAT router (default none): node i sits on a LAN
+   * 192.0.2.0/24 (192.0.2.10, its "eth0") of its own router namespace, which
+   * masquerades (nftables) to the "internet" bridge and runs miniupnpd; the
+   * node's daemon runs without --ip (UPnP). The router's outside address is
+   * 192.0.3.<11+i>/24, not in 198.51.100.0/24: miniupnpd refuses to forward
+   * ports on a documentation range. On-link routes join both subnets on the
+   * bridge (needs nftables, miniupnpd-nftables).
+   */
+  behindNat?: number[];
 }
 
 export interface Proc {
@@ -106,8 +119,10 @@ export interface OverlayNode {
   ns: string;
   /** The node's overlay IPv6 address. */
   address: string;
-  /** Its underlay IPv4 address. */
+  /** Its underlay IPv4 address (behind a NAT: its LAN address). */
   ip: string;
+  /** Behind a NAT: the router's namespace and outside address; its miniupnpd. */
+  nat?: { ns: string; ip: string; upnpd: Proc };
   dir: string;
   log: string;
   daemon: Proc | null;
@@ -123,7 +138,7 @@ export class Overlay {
   private readonly all: Proc[] = [];
   private destroyed = false;
 
-  private constructor(readonly opts: Required<Omit<OverlayOptions, "extraArgs" | "start">> & { extraArgs: string[] }) {
+  private constructor(readonly opts: Required<Omit<OverlayOptions, "extraArgs" | "start" | "behindNat">> & { extraArgs: string[]; behindNat: number[] }) {
     process.on("exit", () => rmSync(this.tmp, { recursive: true, force: true })); // after the Lab's handler
   }
 
@@ -132,6 +147,7 @@ export class Overlay {
       nodes: options.nodes, hello: options.hello ?? 2, connectionCount: options.connectionCount ?? 4,
       tunnelRefresh: options.tunnelRefresh ?? 5, peersDbRefresh: options.peersDbRefresh ?? 5,
       refreshRate: options.refreshRate ?? 0, verbose: options.verbose ?? 3, extraArgs: options.extraArgs ?? [],
+      behindNat: options.behindNat ?? [],
     });
     try {
       await net.build();
@@ -154,15 +170,34 @@ export class Overlay {
     this.ip(["-n", this.hub, "link", "add", "internet", "type", "bridge"]);
     this.ip(["-n", this.hub, "addr", "add", `${HUB_IP}/24`, "dev", "internet"]);
     this.ip(["-n", this.hub, "link", "set", "internet", "up"]);
+    const nat = new Set(this.opts.behindNat);
+    if (nat.size > 0) this.ip(["-n", this.hub, "route", "add", "192.0.3.0/24", "dev", "internet"]);
     for (let i = 0; i < this.opts.nodes; i++) {
       const ns = lab.add();
+      const dir = join(this.tmp, `node-${i}`);
+      if (nat.has(i)) {
+        const router = lab.add();
+        this.ip(["-n", this.hub, "link", "add", `v${i}`, "type", "veth", "peer", "name", "eth1", "netns", router]);
+        this.ip(["-n", this.hub, "link", "set", `v${i}`, "master", "internet", "up"]);
+        this.ip(["-n", router, "addr", "add", `${routerIp(i)}/24`, "dev", "eth1"]);
+        this.ip(["-n", router, "link", "set", "eth1", "up"]);
+        this.ip(["-n", router, "route", "add", "198.51.100.0/24", "dev", "eth1"]);
+        lab.link(router, "192.0.2.1/24", ns, `${NAT_LAN_IP}/24`, "eth0");
+        this.ip(["-n", ns, "route", "add", "default", "via", "192.0.2.1"]);
+        const upnpd = this.natRouter(router, i);
+        this.nodes.push({ index: i, ns, address: "", ip: NAT_LAN_IP, dir, log: join(dir, "log"), daemon: null, nat: { ns: router, ip: routerIp(i), upnpd } });
+        continue;
+      }
       this.ip(["-n", this.hub, "link", "add", `v${i}`, "type", "veth", "peer", "name", "eth0", "netns", ns]);
       this.ip(["-n", this.hub, "link", "set", `v${i}`, "master", "internet", "up"]);
       this.ip(["-n", ns, "addr", "add", `${underlayIp(i)}/24`, "dev", "eth0"]);
       this.ip(["-n", ns, "link", "set", "eth0", "up"]);
-      const dir = join(this.tmp, `node-${i}`);
+      if (nat.size > 0) this.ip(["-n", ns, "route", "add", "192.0.3.0/24", "dev", "eth0"]);
       this.nodes.push({ index: i, ns, address: "", ip: underlayIp(i), dir, log: join(dir, "log"), daemon: null });
     }
+    for (const n of this.nodes)
+      if (n.nat && !(await waitFor(() => n.nat!.upnpd.err().includes("HTTP listening"), 10_000, 100)))
+        throw new Error(`miniupnpd of node ${n.index}'s router did not start:\n${n.nat.upnpd.err()}`);
     const underlayOk = await waitFor(async () =>
       (await Promise.all(this.nodes.map((n) => run(["ip", "netns", "exec", n.ns, "ping", "-c1", "-W1", HUB_IP], 5_000)))).every((r) => r.status === 0), 15_000, 300);
     if (!underlayOk) throw new Error("underlay: a node cannot ping the hub");
@@ -218,6 +253,33 @@ export class Overlay {
     }));
   }
 
+  /** nftables masquerade to eth1 with the chains miniupnpd fills, and miniupnpd on the LAN side (as in test/upnp-netns.test.ts). */
+  private natRouter(router: string, i: number): Proc {
+    const dir = join(this.tmp, `router-${i}`);
+    mkdirSync(dir);
+    const sh = (cmd: string[]): void => {
+      const r = this.lab.exec(router, cmd);
+      if (r.status !== 0) throw new Error(`${cmd.join(" ")} in ${router}: ${r.stderr}`);
+    };
+    sh(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    writeFileSync(join(dir, "rules.nft"), `table inet filter {
+  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; oifname "eth1" masquerade; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}
+`);
+    sh(["nft", "-f", join(dir, "rules.nft")]);
+    writeFileSync(join(dir, "miniupnpd.conf"), [
+      "ext_ifname=eth1", "listening_ip=eth0", "http_port=0", "enable_natpmp=no", "enable_upnp=yes", "secure_mode=no",
+      "system_uptime=yes", `uuid=3b4e2d1c-0000-4000-8000-0000000000${String(10 + i).padStart(2, "0")}`, `lease_file=${join(dir, "leases")}`,
+      "allow 1-65535 192.0.2.0/24 1-65535", "deny 0-65535 0.0.0.0/0 0-65535", "",
+    ].join("\n"));
+    return this.keep(track(this.lab.spawn(router, ["miniupnpd", "-d", "-f", join(dir, "miniupnpd.conf"), "-P", join(dir, "miniupnpd.pid")], { stdio: ["ignore", "ignore", "pipe"] })));
+  }
+
   private keep(p: Proc): Proc {
     this.all.push(p);
     return p;
@@ -229,7 +291,7 @@ export class Overlay {
     if (n.daemon && running(n.daemon)) return n.daemon;
     const o = this.opts;
     n.daemon = this.keep(track(this.lab.spawn(n.ns, [
-      NODE, BIN("vifibnet"), "--server", HUB_IP, "--server-port", String(this.registryPort), "--ip", n.ip, "1194", "udp",
+      NODE, BIN("vifibnet"), "--server", HUB_IP, "--server-port", String(this.registryPort), ...(n.nat ? [] : ["--ip", n.ip, "1194", "udp"]),
       "--hello", String(o.hello), "--tunnel-refresh", String(o.tunnelRefresh), "--peers-db-refresh", String(o.peersDbRefresh),
       "--connection-count", String(o.connectionCount), "--refresh-rate", String(o.refreshRate), ...o.extraArgs,
       "-s", n.dir, "-l", n.log, "-v", String(o.verbose),
