@@ -49,6 +49,7 @@ import os from "node:os";
 import path from "node:path";
 import { Lab, waitFor } from "../test/helpers/netns";
 import { makeCa } from "../test/helpers/pki";
+import { tokenInMailDir } from "../test/helpers/smtp-sink";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const BIN = (name: string): string => path.join(ROOT, "bin", name);
@@ -224,21 +225,7 @@ async function main(): Promise<void> {
     const regPort = /listening on 0\.0\.0\.0:(\d+)/.exec(registry.err())![1]!;
 
     // Every node joins.
-    const tokenFor = (email: string): string | null => {
-      let files: string[] = [];
-      try {
-        files = readdirSync(mailDir).filter((f) => f.endsWith(".eml"));
-      } catch {
-        return null;
-      }
-      for (const f of files) {
-        const raw = readFileSync(path.join(mailDir, f), "utf8");
-        if (!raw.includes(`X-Envelope-To: ${email}`)) continue;
-        const token = /^Your token : ([a-z]{8})\r?$/m.exec(raw)?.[1];
-        if (token) return token;
-      }
-      return null;
-    };
+    const tokenFor = (email: string): string | null => tokenInMailDir(mailDir, email);
     const dirs: string[] = [];
     for (let i = 0; i < nodes.length; i++) {
       const dir = path.join(tmp, `node-${i}`);

@@ -18,6 +18,7 @@ import { nodeAddress } from "../lib/utils/address";
 import { Lab, waitFor } from "./helpers/netns";
 import { makeCa } from "./helpers/pki";
 import { BIN, ROOT } from "./helpers/registry";
+import { tokenInMailDir } from "./helpers/smtp-sink";
 
 const NODE = process.execPath;
 const isRoot = process.getuid?.() === 0;
@@ -93,21 +94,7 @@ test("two nodes in namespaces tunnel and route to each other, and stop cleanly",
   const regPort = Number(/listening on 0\.0\.0\.0:(\d+)/.exec(registry.err())![1]);
 
   // Both nodes join: --email, the token read from the caught mail and piped in.
-  const tokenFor = (email: string): string | null => {
-    let files: string[] = [];
-    try {
-      files = readdirSync(mailDir).filter((f) => f.endsWith(".eml"));
-    } catch {
-      return null;
-    }
-    for (const f of files) {
-      const raw = readFileSync(join(mailDir, f), "utf8");
-      if (!raw.includes(`X-Envelope-To: ${email}`)) continue;
-      const token = /^Your token : ([a-z]{8})\r?$/m.exec(raw)?.[1];
-      if (token) return token;
-    }
-    return null;
-  };
+  const tokenFor = (email: string): string | null => tokenInMailDir(mailDir, email);
   const dirs: Record<string, string> = {};
   for (const [ns, who] of [[nsA, "a"], [nsB, "b"]] as const) {
     const dir = join(tmp, `node-${who}`);

@@ -25,6 +25,7 @@ import { nodeAddress } from "../../lib/utils/address";
 import { Lab, waitFor } from "./netns";
 import { makeCa } from "./pki";
 import { BIN, ROOT } from "./registry";
+import { tokenInMailDir } from "./smtp-sink";
 
 const NODE = process.execPath;
 export const HUB_IP = "198.51.100.1";
@@ -220,21 +221,7 @@ export class Overlay {
     if (!(await waitFor(() => /listening on 0\.0\.0\.0:\d+/.test(registry.err()), 15_000, 100))) throw new Error(`registry did not start: ${registry.err()}`);
     this.registryPort = Number(/listening on 0\.0\.0\.0:(\d+)/.exec(registry.err())![1]);
 
-    const tokenFor = (email: string): string | null => {
-      let files: string[] = [];
-      try {
-        files = readdirSync(mailDir).filter((f) => f.endsWith(".eml"));
-      } catch {
-        return null;
-      }
-      for (const f of files) {
-        const raw = readFileSync(join(mailDir, f), "utf8");
-        if (!raw.includes(`X-Envelope-To: ${email}`)) continue;
-        const token = /^Your token : ([a-z]{8})\r?$/m.exec(raw)?.[1];
-        if (token) return token;
-      }
-      return null;
-    };
+    const tokenFor = (email: string): string | null => tokenInMailDir(mailDir, email);
     // Every node joins; in parallel, each one bounded.
     await Promise.all(this.nodes.map(async (n) => {
       const email = `n${n.index}@example.com`;

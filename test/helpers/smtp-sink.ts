@@ -2,7 +2,7 @@
 // DIR/<n>.eml. Used in-process by the Node tests and as a program by the
 // Python interop tests: `node smtp-sink.js DIR` prints "PORT\n" once listening.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { SMTPServer } from "smtp-server";
@@ -19,6 +19,23 @@ export interface SmtpSink {
   /** Resolves with the next mail (or one already received and not yet taken). */
   next(timeoutMs?: number): Promise<Mail>;
   close(): Promise<void>;
+}
+
+/** The token mailed to `email`, from the files a sink writes in `dir`, or null if none yet. */
+export function tokenInMailDir(dir: string, email: string): string | null {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith(".eml"));
+  } catch {
+    return null;
+  }
+  for (const f of files) {
+    const raw = readFileSync(join(dir, f), "utf8");
+    if (!raw.includes(`X-Envelope-To: ${email}`)) continue;
+    const token = /^Your token : ([a-z]{8})\r?$/m.exec(raw)?.[1];
+    if (token) return token;
+  }
+  return null;
 }
 
 export async function startSmtpSink(dir?: string): Promise<SmtpSink> {
