@@ -13,8 +13,6 @@ export interface OpenvpnCommon {
   cert: string;
   /** The user's arguments after `--` (the legacy README: "one SHOULD give --key"). */
   openvpnArgs: readonly string[];
-  /** Adds `--tls-cert-profile insecure` for certificates signed with SHA-1 (SPEC section 7). */
-  legacySha1: boolean;
   /** The hook scripts (ovpn-server, ovpn-client), absolute paths. */
   hookDir: string;
   /** The file descriptor, in OpenVPN, on which hooks write their events. */
@@ -31,7 +29,11 @@ function common(c: OpenvpnCommon): string[] {
     "--group", "nogroup",
     "--ping-exit", String(4 * c.hello),
     "--verb", String(c.verbose),
-    ...(c.legacySha1 ? ["--tls-cert-profile", "insecure"] : []),
+    // Peers' certificates signed with SHA-1 (the legacy registry's) are
+    // refused otherwise (SPEC section 7); docs/decisions.md says why this is
+    // safe. Before the user's arguments, so `-- --tls-cert-profile preferred`
+    // overrides it (OpenVPN keeps the last).
+    "--tls-cert-profile", "insecure",
     ...c.openvpnArgs,
     "--ca", c.ca,
     "--cert", c.cert,

@@ -10,7 +10,7 @@ import { BIN } from "./helpers/registry";
 
 const c: OpenvpnCommon = {
   hello: 15, verbose: 3, ca: "/etc/vifib/ca.pem", cert: "/etc/vifib/cert.crt", openvpnArgs: ["--key", "/etc/vifib/cert.key"],
-  legacySha1: false, hookDir: "/opt/vifibnet/bin", eventFd: 3,
+  hookDir: "/opt/vifibnet/bin", eventFd: 3,
 };
 
 /** The value following `flag` in argv. */
@@ -18,11 +18,12 @@ const after = (argv: string[], flag: string): string | undefined => argv[argv.in
 
 test("common OpenVPN options are the legacy's, user arguments before --ca/--cert", () => {
   const argv = openvpnClientArgv(c, "client1", []);
-  assert.deepEqual(argv.slice(0, 16), ["--dev-type", "tap", "--persist-tun", "--persist-key", "--script-security", "2", "--user", "nobody", "--group", "nogroup", "--ping-exit", "60", "--verb", "3", "--key", "/etc/vifib/cert.key"]);
+  assert.deepEqual(argv.slice(0, 18), ["--dev-type", "tap", "--persist-tun", "--persist-key", "--script-security", "2", "--user", "nobody", "--group", "nogroup", "--ping-exit", "60", "--verb", "3", "--tls-cert-profile", "insecure", "--key", "/etc/vifib/cert.key"]);
   assert.equal(after(argv, "--ca"), "/etc/vifib/ca.pem");
   assert.equal(after(argv, "--cert"), "/etc/vifib/cert.crt");
-  assert.ok(!argv.includes("--tls-cert-profile"));
-  assert.equal(after(openvpnClientArgv({ ...c, legacySha1: true }, "client1", []), "--tls-cert-profile"), "insecure");
+  // The user's profile comes last, so it wins over the one accepting SHA-1 peers.
+  const strict = openvpnClientArgv({ ...c, openvpnArgs: ["--tls-cert-profile", "preferred"] }, "client1", []);
+  assert.equal(strict[strict.lastIndexOf("--tls-cert-profile") + 1], "preferred");
 });
 
 test("server: tls-server mode with its hooks, port and proto", () => {

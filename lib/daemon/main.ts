@@ -196,7 +196,7 @@ export class Daemon {
     this.db = PeersDb.open(id.peersDbPath);
     this.common = {
       hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs,
-      legacySha1: id.sha1, hookDir: HOOK_DIR, eventFd: EVENT_FD,
+      hookDir: HOOK_DIR, eventFd: EVENT_FD,
     };
     this.advertised = cfg.address ? formatAddressList(cfg.address) : null;
   }
@@ -213,7 +213,7 @@ export class Daemon {
     } catch (e) {
       logger.warn(`cannot enable IPv6 forwarding (sysctl net.ipv6.conf.all.forwarding=1): ${(e as Error).message}`);
     }
-    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1: OpenVPN runs with --tls-cert-profile insecure to accept it`);
+    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run OpenVPN with a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
     const reset = this.db.resetUsed();
     if (reset > 0) logger.log(3, `Marked ${reset} peer(s) free: the previous run's tunnels are gone`);
     logger.log(1, `Node address ${id.address}, network ${bitsToIpv6(id.network)}/${id.network.length}`);

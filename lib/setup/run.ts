@@ -136,7 +136,7 @@ export async function runSetup(opts: SetupOptions, io: SetupIo, staging: Staging
       throw e;
     }
     if (g.node.sha1)
-      io.warn("the registry signed cert.crt with SHA-1, which OpenVPN 2.6 with OpenSSL 3 refuses (\"ca md too weak\") unless given --tls-cert-profile insecure");
+      io.warn("the registry signed cert.crt with SHA-1 (a legacy registry): vifibnet nodes accept it, but legacy nodes whose OpenVPN uses OpenSSL 3 refuse it (\"ca md too weak\")");
   }
 
   stageAndCommit(opts, g, network, io, staging);
