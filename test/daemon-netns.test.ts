@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { caNetwork, checkNodeCertificate } from "../lib/utils/x509";
 import { nodeAddress } from "../lib/utils/address";
-import { Lab, waitFor } from "./helpers/netns";
+import { Lab, OVERLAY_PACKAGES, installPackages, waitFor } from "./helpers/netns";
 import { makeCa } from "./helpers/pki";
 import { BIN, ROOT } from "./helpers/registry";
 import { tokenInMailDir } from "./helpers/smtp-sink";
@@ -54,8 +54,7 @@ test("two nodes in namespaces tunnel and route to each other, and stop cleanly",
     t.skip("needs root: network namespaces and tap devices");
     return;
   }
-  const deps = spawnSync(join(ROOT, "scripts", "install-deps.sh"), ["openvpn", "babeld", "iproute2", "iputils-ping"], { encoding: "utf8", timeout: 600_000 });
-  assert.equal(deps.status, 0, `install-deps failed: ${deps.stderr}`);
+  installPackages(OVERLAY_PACKAGES);
 
   const lab = new Lab();
   const tmp = mkdtempSync(join(tmpdir(), "vfb-daemon-"));

@@ -10,12 +10,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ROOT } from "./helpers/registry";
+import { OVERLAY_PACKAGES, installPackages } from "./helpers/netns";
 
 const isRoot = process.getuid?.() === 0;
 
 test("the demo builds a 3-node overlay, draws it and tears it down", { skip: isRoot ? false : "needs root: network namespaces and tun devices", timeout: 300_000 }, () => {
-  const deps = spawnSync(join(ROOT, "scripts", "install-deps.sh"), ["openvpn", "babeld", "iproute2", "iputils-ping"], { encoding: "utf8", timeout: 600_000 });
-  assert.equal(deps.status, 0, `install-deps failed: ${deps.stderr}`);
+  installPackages(OVERLAY_PACKAGES);
   const dir = mkdtempSync(join(tmpdir(), "vfb-demo-test-"));
   try {
     const svgPath = join(dir, "overlay.svg");

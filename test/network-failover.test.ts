@@ -5,13 +5,10 @@
 // printed in hello intervals. Needs root; skipped otherwise.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { waitFor } from "./helpers/netns";
+import { OVERLAY_PACKAGES, installPackages, waitFor } from "./helpers/netns";
 import { Overlay } from "./helpers/overlay";
-import { ROOT } from "./helpers/registry";
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : "needs root: network namespaces and tap devices";
@@ -60,8 +57,7 @@ function openvpnClients(net: Overlay, i: number): Array<{ pid: number; dev: stri
 describe("failover: a killed tunnel and a cut underlay link", { skip, timeout: 150_000 }, () => {
   let net: Overlay | undefined;
   before(() => {
-    const r = spawnSync(join(ROOT, "scripts", "install-deps.sh"), ["openvpn", "babeld", "iproute2", "iputils-ping"], { encoding: "utf8", timeout: 600_000 });
-    assert.equal(r.status, 0, `install-deps failed: ${r.stderr}`);
+    installPackages(OVERLAY_PACKAGES);
   });
   after(async () => net?.destroy());
 

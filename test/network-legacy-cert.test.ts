@@ -14,7 +14,7 @@ import { after, before, describe, test } from "node:test";
 import forge from "node-forge";
 import { checkNodeCertificate } from "../lib/utils/x509";
 import { Overlay } from "./helpers/overlay";
-import { ROOT } from "./helpers/registry";
+import { OVERLAY_PACKAGES, installPackages } from "./helpers/netns";
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : "needs root: network namespaces and tap devices";
@@ -41,8 +41,7 @@ function resignSha1(certPem: string, caPem: string, caKeyPem: string): string {
 describe("legacy certificates: a node with a SHA-1 signed certificate", { skip, timeout: 150_000 }, () => {
   let net: Overlay | undefined;
   before(() => {
-    const r = spawnSync(join(ROOT, "scripts", "install-deps.sh"), ["openvpn", "babeld", "iproute2", "iputils-ping"], { encoding: "utf8", timeout: 600_000 });
-    assert.equal(r.status, 0, `install-deps failed: ${r.stderr}`);
+    installPackages(OVERLAY_PACKAGES);
   });
   after(async () => net?.destroy());
 

@@ -9,15 +9,13 @@
 // Needs root; skipped otherwise.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PeersDb } from "../lib/db";
 import { checkNodeCertificate } from "../lib/utils/x509";
-import { waitFor } from "./helpers/netns";
+import { NAT_PACKAGES, OVERLAY_PACKAGES, installPackages, waitFor } from "./helpers/netns";
 import { NAT_LAN_IP, Overlay } from "./helpers/overlay";
-import { ROOT } from "./helpers/registry";
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : "needs root: network namespaces, nftables and miniupnpd";
@@ -43,9 +41,7 @@ function peersDbAddresses(path: string): string[] {
 describe("NAT: a node behind a UPnP gateway, without --ip", { skip, timeout: 150_000 }, () => {
   let net: Overlay | undefined;
   before(() => {
-    const r = spawnSync(join(ROOT, "scripts", "install-deps.sh"),
-      ["openvpn", "babeld", "iproute2", "iputils-ping", "nftables", "miniupnpd-nftables", "miniupnpc"], { encoding: "utf8", timeout: 600_000 });
-    assert.equal(r.status, 0, `install-deps failed: ${r.stderr}`);
+    installPackages([...OVERLAY_PACKAGES, ...NAT_PACKAGES]);
   });
   after(async () => net?.destroy());
 

@@ -5,19 +5,16 @@
 // always destroys it. Needs root (namespaces, tap devices); skipped otherwise.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { Overlay } from "./helpers/overlay";
-import { ROOT } from "./helpers/registry";
-import { join } from "node:path";
+import { OVERLAY_PACKAGES, installPackages } from "./helpers/netns";
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : "needs root: network namespaces and tap devices";
 const HELLO = 2;
 
 function deps(): void {
-  const r = spawnSync(join(ROOT, "scripts", "install-deps.sh"), ["openvpn", "babeld", "iproute2", "iputils-ping"], { encoding: "utf8", timeout: 600_000 });
-  assert.equal(r.status, 0, `install-deps failed: ${r.stderr}`);
+  installPackages(OVERLAY_PACKAGES);
 }
 
 const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s = ${(ms / 1000 / HELLO).toFixed(1)} hello intervals`;

@@ -9,13 +9,11 @@
 // the namespaces. Needs root; installs nftables, miniupnpd-nftables, miniupnpc.
 
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Lab, waitFor } from "./helpers/netns";
-import { ROOT } from "./helpers/registry";
+import { Lab, NAT_PACKAGES, installPackages, waitFor } from "./helpers/netns";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -24,8 +22,7 @@ test("maps --pp ports on a miniupnpd gateway, advertises its external IP, remove
     t.skip("needs root: network namespaces, nftables and miniupnpd");
     return;
   }
-  const deps = spawnSync(join(ROOT, "scripts", "install-deps.sh"), ["nftables", "miniupnpd-nftables", "miniupnpc", "iproute2"], { encoding: "utf8", timeout: 600_000 });
-  assert.equal(deps.status, 0, `install-deps failed: ${deps.stderr}`);
+  installPackages(NAT_PACKAGES);
 
   const lab = new Lab();
   const tmp = mkdtempSync(join(tmpdir(), "vfb-upnp-"));

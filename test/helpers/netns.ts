@@ -5,8 +5,22 @@
 // them and deletes them; it runs from the test's after() hook and, as a last
 // resort, from process exit and signal handlers.
 
+import assert from "node:assert/strict";
 import { ChildProcess, SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "./registry";
+
+/** What a vifibnet network in namespaces needs (Debian packages). */
+export const OVERLAY_PACKAGES = ["openvpn", "babeld", "iproute2", "iputils-ping"] as const;
+/** And a NAT router with a UPnP gateway. */
+export const NAT_PACKAGES = ["nftables", "miniupnpd-nftables", "miniupnpc", "iproute2"] as const;
+
+/** Installs the missing ones (scripts/install-deps.sh); fails the calling test if that fails. */
+export function installPackages(packages: readonly string[]): void {
+  const r = spawnSync(join(ROOT, "scripts", "install-deps.sh"), [...new Set(packages)], { encoding: "utf8", timeout: 600_000 });
+  assert.equal(r.status, 0, `install-deps failed: ${r.stderr}`);
+}
 
 const IP = "ip";
 let counter = 0;
