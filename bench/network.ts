@@ -16,19 +16,21 @@
 //                250 ms), in hello intervals. Target <= 3 hellos (babel alone
 //                takes 3-4: a neighbour is dropped after missed hellos).
 //   refresh      a second 6-node network with --refresh-rate 0.5 and
-//                --tunnel-refresh 5 (option --tunnel-refresh S): every refresh retires half the client
-//                tunnels and opens new ones. Once all pairs ping, node 0 runs
-//                `ping -6 -i 0.2 -c COUNT -W1` to node 1 (inside its
-//                namespace, bounded), over --refresh-window seconds (default
-//                30: 6 refreshes); the "Closed the tunnel" lines the daemons
-//                log during the window count the replaced tunnels. Target:
-//                0 packets lost.
+//                --tunnel-refresh 20 (10 hellos, the ratio of the legacy
+//                defaults is 20; option --tunnel-refresh S): every refresh
+//                retires half the client tunnels and opens new ones. Once all
+//                pairs ping, node 0 runs `ping -6 -i 0.2 -c COUNT -W1` to
+//                node 1 (inside its namespace, bounded), over
+//                --refresh-window seconds (default 80: 4 refreshes); the
+//                "Closed the tunnel ... (retired)" lines the daemons log
+//                during the window count the replaced tunnels. Target: 0
+//                packets lost.
 //
 // Networks are destroyed on every exit (error, Ctrl-C: the Lab removes the
 // namespaces and the processes in them); every wait is bounded.
 //
-// Usage: node dist/bench/network.js [--big N (20)] [--big-timeout S (240)] [--refresh-window S (30)]
-//        [--tunnel-refresh S (5; the refresh scenario's)]
+// Usage: node dist/bench/network.js [--big N (20)] [--big-timeout S (240)] [--refresh-window S (80)]
+//        [--tunnel-refresh S (20; the refresh scenario's)]
 //        [--only small|refresh|big]
 
 import { spawn } from "node:child_process";
@@ -47,8 +49,8 @@ function argNumber(flag: string, dflt: number): number {
 
 const BIG = Math.floor(argNumber("--big", 20));
 const BIG_TIMEOUT = argNumber("--big-timeout", 240) * 1000;
-const REFRESH_WINDOW = argNumber("--refresh-window", 30);
-const REFRESH_EVERY = argNumber("--tunnel-refresh", 5); // of the refresh scenario
+const REFRESH_WINDOW = argNumber("--refresh-window", 80);
+const REFRESH_EVERY = argNumber("--tunnel-refresh", 20); // of the refresh scenario
 const ONLY = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] ?? "" : ""; // small | refresh | big
 const runs = (part: string): boolean => ONLY === "" || ONLY === part;
 
@@ -103,7 +105,7 @@ async function converge(net: Overlay, among: number[], t0: number, timeoutMs: nu
   return { ms: null, pairs, best, rounds };
 }
 
-const closedCount = (net: Overlay): number[] => net.nodes.map((n) => (n.daemon?.err().match(/Closed the tunnel to /g) ?? []).length);
+const closedCount = (net: Overlay): number[] => net.nodes.map((n) => (n.daemon?.err().match(/Closed the tunnel to .*\(retired\)/g) ?? []).length);
 
 /** Received icmp_seq numbers of a ping's output; the lost ones, as runs "a-b". */
 function lostRuns(raw: string, sent: number): string[] {

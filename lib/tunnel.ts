@@ -149,6 +149,12 @@ export interface RefreshParams {
   /** Uniform in [0, 1): breaks the last ties among equally weak tunnels. */
   rng: () => number;
   protectedRatio?: number;
+  /**
+   * Tunnels opened after this time (the clock of Tunnel.openedAt) are still
+   * settling, babel may not route over them yet: never replaced as weak.
+   * Default: every tunnel is judged.
+   */
+  settledBefore?: number;
   /** Interface cap, for tests; never above 12. */
   maxTunnels?: number;
 }
@@ -257,7 +263,9 @@ export function usableCandidates(
  *   6. retire the remaining weak tunnels: they keep running, beside their
  *      replacements, until the next refresh closes them in step 3.
  * So a routine refresh opens a replacement a full interval before the tunnel
- * it replaces goes away. At least ceil(refresh-rate * wanted) tunnels are
+ * it replaces goes away. A tunnel still settling (params.settledBefore) is
+ * never replaced as weak: a new tunnel has no routes yet, and would otherwise
+ * be the weakest at once. At least ceil(refresh-rate * wanted) tunnels are
  * replaced (refills count), but a weak tunnel is only replaced when a usable
  * peer is there to replace it: with no peer to spare, nothing is cut.
  * New tunnels take interfaces never used or freed by dead tunnels first;
@@ -294,7 +302,8 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
 
   // Replace at least refreshCount tunnels, counting refills; only as many weak ones as there are spare peers.
   const deficit = Math.max(0, wanted - staying);
-  const replaceable = weakest.filter((t) => !excessive.includes(t));
+  const settledBefore = params.settledBefore ?? Infinity;
+  const replaceable = weakest.filter((t) => !excessive.includes(t) && t.openedAt <= settledBefore);
   const replace = Math.min(
     Math.max(0, refreshCount(params.refreshRate, wanted) - deficit),
     replaceable.length,

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { OpenvpnCommon, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
+import { OpenvpnCommon, RETIRING_RXCOST, babelRestoreLines, babelRetireLines, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
 import { networkFromSerial } from "../lib/utils/address";
 import { BIN } from "./helpers/registry";
 
@@ -57,12 +57,24 @@ test("babeld: legacy filters, own pid and state files, every interface", () => {
   const argv = babeldArgv({
     network: networkFromSerial(0x120010db80042n), address: "2001:db8:42:5::", interfaces: ["vifibnet", "client1", "eth1"],
     wireless: true, hello: 4, verbose: 2, stateFile: "/var/lib/vifibnet/vifibnet.babeld.state", pidFile: "/var/lib/vifibnet/babeld.pid",
+    controlSocket: "/var/lib/vifibnet/vifibnet.babeld.sock",
   });
   assert.deepEqual(argv, [
     "-C", "redistribute local ip 2001:db8:42:5::", "-C", "redistribute local deny", "-C", "in ip 2001:db8:42::/48", "-C", "in deny",
-    "-d", "2", "-h", "4", "-H", "4", "-S", "/var/lib/vifibnet/vifibnet.babeld.state", "-I", "/var/lib/vifibnet/babeld.pid", "-s", "-w",
-    "vifibnet", "client1", "eth1",
+    "-d", "2", "-h", "4", "-H", "4", "-S", "/var/lib/vifibnet/vifibnet.babeld.state", "-I", "/var/lib/vifibnet/babeld.pid",
+    "-G", "/var/lib/vifibnet/vifibnet.babeld.sock", "-s", "-w", "vifibnet", "client1", "eth1",
   ]);
+  const plain = babeldArgv({
+    network: networkFromSerial(0x120010db80042n), address: "2001:db8:42:5::", interfaces: ["vifibnet"],
+    wireless: false, hello: 4, verbose: 2, stateFile: "/s", pidFile: "/p", controlSocket: null,
+  });
+  assert.ok(!plain.includes("-G") && !plain.includes("-w"));
+});
+
+test("babel requests: retiring a tunnel re-declares it costly, restoring gives the defaults back", () => {
+  assert.deepEqual(babelRetireLines("client3"), ["flush interface client3", `interface client3 rxcost ${RETIRING_RXCOST} link-quality true`]);
+  assert.deepEqual(babelRestoreLines("client3", false), ["interface client3 rxcost 96 link-quality false"]);
+  assert.deepEqual(babelRestoreLines("client3", true), ["interface client3 rxcost 256 link-quality true"]);
 });
 
 /** Runs a hook as OpenVPN would, with the event socket on fd 3; returns what it wrote there. */

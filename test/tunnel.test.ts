@@ -162,6 +162,19 @@ describe("planRefresh", () => {
     assert.equal(rankWeakest(ten.map((t) => ({ ...t, traffic: null })), new Map(), seeded(1)).protected.length, 0);
   });
 
+  test("a tunnel still settling is never replaced as weak, however few its routes", () => {
+    // client4 and client5 were opened at 40 and 50: no routes yet, but babel had no time to route over them.
+    const tunnels = [1, 2, 3, 40, 50].map((n, i) => tunnel(n, `client${i + 1}`));
+    const routes = { client1: 5, client2: 1, client3: 3, client4: 0, client5: 0 };
+    const settling = planRefresh(state(tunnels, routes), params({ connectionCount: 10, refreshRate: 0.4, settledBefore: 30 }));
+    assert.deepEqual(summary(settling), ["open client6 100", "open client7 101", "retire client2 2", "retire client3 3"]);
+    const judged = planRefresh(state(tunnels, routes), params({ connectionCount: 10, refreshRate: 0.4, settledBefore: 50 }));
+    assert.deepEqual(summary(judged), ["open client6 100", "open client7 101", "retire client4 40", "retire client5 50"]);
+    // Nothing settled: nothing replaced, the missing tunnels still refilled.
+    const young = planRefresh(state(tunnels.slice(3), { client4: 0, client5: 0 }), params({ connectionCount: 10, refreshRate: 0.4, settledBefore: 0 }));
+    assert.deepEqual(summary(young), ["open client1 100", "open client2 101", "open client3 102"]);
+  });
+
   test("ties: fewest routes, then least traffic, then oldest, then at random", () => {
     const routes = new Map([["client1", 1], ["client2", 1], ["client3", 1]]);
     const tr = [tunnel(1, "client1", { traffic: 30 }), tunnel(2, "client2", { traffic: 20 }), tunnel(3, "client3", { traffic: 20, openedAt: 0 })];

@@ -7,11 +7,14 @@
 // lib/utils/routes.ts); this module observes the system, executes plans and
 // owns the processes (./children.ts).
 
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { PeersDb } from "../db";
 import { PeersRefreshResult, runPeersRefresh } from "../peers-refresh";
-import { OpenvpnCommon, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../plib";
+import { babelRequest } from "../babel-control";
+import {
+  MAX_SOCKET_PATH, OpenvpnCommon, babelRestoreLines, babelRetireLines, babeldArgv, openvpnClientArgv, openvpnServerArgv,
+} from "../plib";
 import { RpcClient } from "../rpc-client";
 import {
   CLIENT_INTERFACES, NO_TRAFFIC, Traffic, Tunnel, counterValue, planRefresh, planShutdown, updateTraffic, type RefreshStep,
@@ -170,7 +173,19 @@ interface TunnelEntry {
   tunnel: Tunnel;
   traffic: Traffic;
   child: Child;
+  /** Retiring: when babel moves the routes off it (before the next refresh closes it). */
+  drain?: NodeJS.Timeout;
 }
+
+/**
+ * How long before a retired tunnel closes babel moves the routes off it, in
+ * hello intervals: the peer drops us at our next hello (at once) and learns
+ * the new cost from the IHUs that follow within two hellos; four leave a
+ * margin. Not earlier: the replacement opened beside it comes up meanwhile.
+ */
+const DRAIN_HELLOS = 4;
+/** A tunnel is judged weak only after this many hello intervals (and a refresh interval): babel must have routed over it. */
+const SETTLE_HELLOS = 4;
 
 export class Daemon {
   private readonly db: PeersDb;
@@ -178,6 +193,10 @@ export class Daemon {
   private readonly tunnels = new Map<string, TunnelEntry>();
   private readonly servers: Child[] = [];
   private babeld: Child | null = null;
+  /** babeld's control socket, or null when its path is too long for one. */
+  private babelSocket: string | null = null;
+  /** Client interfaces whose babel parameters are a retiring tunnel's, to restore before reuse. */
+  private readonly babelRetired = new Set<string>();
   private stopping = false;
   private stopPeers: (() => void) | null = null;
   private tunnelTimer: { cancel(): void } | null = null;
@@ -234,9 +253,16 @@ export class Daemon {
     const pidFile = resolve(cfg.state, "vifibnet.babeld.pid");
     clearStalePidFile(pidFile);
     const ifaces = [...cfg.pp.map((_, i) => serverDevice(i)), ...CLIENT_INTERFACES, ...cfg.interfaces];
+    const socket = resolve(cfg.state, "vifibnet.babeld.sock");
+    if (Buffer.byteLength(socket) <= MAX_SOCKET_PATH) {
+      this.babelSocket = socket;
+      rmSync(socket, { force: true }); // a crashed babeld's; the pid file check above says none runs
+    } else {
+      logger.warn(`--state path too long for babeld's control socket (${socket}): tunnels will close without first moving routes off them`);
+    }
     this.babeld = new Child("babeld", id.babeld, babeldArgv({
       network: id.network, address: id.address, interfaces: ifaces, wireless: cfg.wireless, hello: cfg.hello,
-      verbose: cfg.verbose, stateFile: resolve(cfg.state, "vifibnet.babeld.state"), pidFile,
+      verbose: cfg.verbose, stateFile: resolve(cfg.state, "vifibnet.babeld.state"), pidFile, controlSocket: this.babelSocket,
     }), { logPath: this.logPath("vifibnet.babeld.log"), onExit: (s) => this.childDied("babeld", s) });
     logger.log(1, `Started babeld (pid ${this.babeld.pid})`);
 
@@ -351,7 +377,10 @@ export class Daemon {
     }
     const plan = planRefresh(
       { tunnels: [...this.tunnels.values()].map((e) => e.tunnel), routes, candidates: this.db.unusedPeers(), lan: this.lan },
-      { connectionCount: this.cfg.connectionCount, refreshRate: this.cfg.refreshRate, ownPrefix: this.id.prefix, rng: Math.random },
+      {
+        connectionCount: this.cfg.connectionCount, refreshRate: this.cfg.refreshRate, ownPrefix: this.id.prefix, rng: Math.random,
+        settledBefore: now - Math.max(this.cfg.tunnelRefresh, SETTLE_HELLOS * this.cfg.hello) * 1000,
+      },
     );
     for (const s of plan.skipped)
       if (s.reason === "malformed") this.db.removePeer(s.prefix);
@@ -362,14 +391,42 @@ export class Daemon {
     }
   }
 
+  /** Sends requests to babeld; false (and a warning) if it is unreachable or refuses. */
+  private async babel(lines: string[]): Promise<boolean> {
+    if (this.babelSocket === null) return false;
+    try {
+      await babelRequest(this.babelSocket, lines);
+      return true;
+    } catch (e) {
+      this.logger.warn((e as Error).message);
+      return false;
+    }
+  }
+
+  /** Gives a retired tunnel's interface babel's default parameters back (it is down or gone now). */
+  private async restoreBabel(iface: string): Promise<void> {
+    if (this.babelRetired.has(iface) && (await this.babel(babelRestoreLines(iface, this.cfg.wireless)))) this.babelRetired.delete(iface);
+  }
+
+  private async drain(iface: string, e: TunnelEntry): Promise<void> {
+    if (this.stopping || this.tunnels.get(iface) !== e || !e.tunnel.alive) return;
+    if (await this.babel(babelRetireLines(iface))) {
+      this.babelRetired.add(iface);
+      this.logger.log(3, `Moved babel's routes off the tunnel to ${e.tunnel.prefix} on ${iface}: it closes at the next refresh`);
+      if (this.tunnels.get(iface) !== e) await this.restoreBabel(iface); // closed meanwhile: its restore came first
+    }
+  }
+
   private async execute(step: RefreshStep): Promise<void> {
     switch (step.kind) {
       case "close": {
         const e = this.tunnels.get(step.iface);
         if (e) {
+          clearTimeout(e.drain);
           await e.child.stop();
           this.tunnels.delete(step.iface);
         }
+        await this.restoreBabel(step.iface);
         if (step.mark === "remove") this.db.removePeer(step.prefix);
         else this.db.setUsed(step.prefix, step.mark);
         this.logger.log(2, `Closed the tunnel to ${step.prefix} on ${step.iface} (${step.reason})`);
@@ -377,10 +434,18 @@ export class Daemon {
       }
       case "retire": {
         const e = this.tunnels.get(step.iface);
-        if (e) e.tunnel.retiring = true;
+        if (!e) return;
+        e.tunnel.retiring = true;
+        // It carries traffic while its replacement comes up; shortly before
+        // the next refresh closes it, babel moves the routes off it, so the
+        // close loses no packet.
+        const delay = Math.max(0, (this.cfg.tunnelRefresh - DRAIN_HELLOS * this.cfg.hello) * 1000);
+        e.drain = setTimeout(() => void this.drain(step.iface, e), delay);
+        e.drain.unref();
         return;
       }
       case "open": {
+        await this.restoreBabel(step.iface);
         const argv = openvpnClientArgv(this.common, step.iface, step.remotes);
         const tunnel: Tunnel = { prefix: step.prefix, iface: step.iface, openedAt: Date.now(), alive: true, retiring: false, traffic: null };
         const child = new Child(`client ${step.iface}`, this.id.openvpn, argv, {

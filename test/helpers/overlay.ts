@@ -364,12 +364,14 @@ export class Overlay {
    * daemons' logs: "Opened a tunnel to <prefix> on clientN" (last one per
    * interface) matched with the interfaces up, and the peers' prefixes.
    */
+  /** Node i's prefix (bit string, as the daemons log it), from its certificate. */
+  prefix(i: number): string {
+    const n = this.nodes[i]!;
+    return checkNodeCertificate(readFileSync(join(n.dir, "cert.crt"), "utf8"), readFileSync(join(n.dir, "ca.pem"), "utf8")).prefix!;
+  }
+
   async directPairs(): Promise<Set<string>> {
-    const prefixOf = new Map<string, number>();
-    for (const n of this.nodes) {
-      const caPem = readFileSync(join(n.dir, "ca.pem"), "utf8");
-      prefixOf.set(checkNodeCertificate(readFileSync(join(n.dir, "cert.crt"), "utf8"), caPem).prefix!, n.index);
-    }
+    const prefixOf = new Map(this.nodes.map((n) => [this.prefix(n.index), n.index]));
     const pairs = new Set<string>();
     for (const n of this.nodes) {
       const up = new Set(await this.clientsUp(n.index));

@@ -1,0 +1,100 @@
+// A routine tunnel refresh in a real vifibnet network (test/helpers/overlay.ts,
+// 4 nodes, --hello 2, --refresh-rate 0.5): a retired tunnel's babel routes
+// move off it before it closes. The daemon declares its interface costly to
+// babeld (control socket in the state directory) and restarts the interface:
+// its own babeld then rates the neighbour there at RETIRING_RXCOST or more,
+// and the peer at the server end of the tunnel hears that cost in our IHUs
+// (txcost); after the close the interface gets babel's defaults back for its
+// next tunnel, and all pairs still ping. Needs root; skipped otherwise.
+
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { babelRequest } from "../lib/babel-control";
+import { RETIRING_RXCOST } from "../lib/plib";
+import { OVERLAY_PACKAGES, installPackages, waitFor } from "./helpers/netns";
+import { Overlay, OverlayNode } from "./helpers/overlay";
+
+const isRoot = process.getuid?.() === 0;
+const skip = isRoot ? false : "needs root: network namespaces and tap devices";
+const HELLO = 2;
+
+interface Neighbour { address: string; iface: string; rxcost: number; txcost: number }
+
+/** The neighbours node `n`'s babeld knows (its `dump`, through the daemon's control socket). */
+async function neighbours(n: OverlayNode): Promise<Neighbour[]> {
+  const [dump] = await babelRequest(join(n.dir, "vifibnet.babeld.sock"), ["dump"]);
+  return dump!.flatMap((l) => {
+    const m = /^add neighbour \S+ address (\S+) if (\S+) .*rxcost (\d+) txcost (\d+)/.exec(l);
+    return m ? [{ address: m[1]!, iface: m[2]!, rxcost: Number(m[3]), txcost: Number(m[4]) }] : [];
+  });
+}
+
+/** Polls (bounded, every 0.5 s) until `pick` finds something in node n's neighbours; the last pick. */
+async function neighbourWhere(n: OverlayNode, pick: (ns: Neighbour[]) => Neighbour | undefined, timeoutMs: number): Promise<Neighbour | undefined> {
+  let found: Neighbour | undefined;
+  await waitFor(async () => (found = pick(await neighbours(n))) !== undefined, timeoutMs, 500);
+  return found;
+}
+
+function linkLocal(n: OverlayNode, iface: string): string | null {
+  const out = spawnSync("ip", ["-n", n.ns, "-6", "-o", "addr", "show", "dev", iface, "scope", "link"], { encoding: "utf8" }).stdout;
+  return /inet6 (fe80::[0-9a-f:]+)\//.exec(out)?.[1] ?? null;
+}
+
+describe("routine refresh: routes move off a retired tunnel before it closes", { skip, timeout: 240_000 }, () => {
+  let net: Overlay | undefined;
+  before(() => {
+    installPackages(OVERLAY_PACKAGES);
+  });
+  after(async () => net?.destroy());
+
+  test("costly on both ends while retiring, defaults again after the close", { timeout: 230_000 }, async (t) => {
+    net = await Overlay.create({ nodes: 4, hello: HELLO, connectionCount: 4, tunnelRefresh: 12, peersDbRefresh: 5, refreshRate: 0.5 });
+    await net.waitAllPairs(90_000);
+
+    // The first tunnel whose routes a daemon moves off.
+    const MOVED = /Moved babel's routes off the tunnel to (\S+) on (client\d+)/;
+    let node: OverlayNode | undefined;
+    let moved: RegExpExecArray | null = null;
+    const sawMove = await waitFor(() => {
+      net!.checkDaemons();
+      node = net!.nodes.find((n) => (moved = MOVED.exec(n.daemon!.err())) !== null);
+      return node !== undefined;
+    }, 90_000, 250);
+    assert.ok(sawMove && node && moved, `no daemon moved routes off a retiring tunnel\n${net.diagnostics()}`);
+    const [, prefix, iface] = moved as RegExpExecArray;
+    t.diagnostic(`refresh: node ${node.index} retires its tunnel to ${prefix} on ${iface}`);
+
+    // Our end: babeld rates the neighbour on that interface costly.
+    // (babeld may list the flushed neighbour too until it expires: any entry will do.)
+    const ours = await neighbourWhere(node, (ns) => ns.find((x) => x.iface === iface && x.rxcost >= RETIRING_RXCOST), 3 * HELLO * 1000);
+    assert.ok(ours, `node ${node.index} rates its peer on ${iface} costly: ${JSON.stringify((await neighbours(node)).filter((x) => x.iface === iface))}`);
+
+    // The server end: the peer hears that cost from our IHUs.
+    const peer = net.nodes.find((n) => net!.prefix(n.index) === prefix);
+    assert.ok(peer, `the node with prefix ${prefix}`);
+    const ll = linkLocal(node, iface);
+    assert.ok(ll, `${iface}'s link-local address`);
+    const theirs = await neighbourWhere(peer, (ns) => ns.find((x) => x.address === ll && x.txcost >= RETIRING_RXCOST), 3 * HELLO * 1000);
+    assert.ok(theirs, `node ${peer.index} rates node ${node.index} costly: ${JSON.stringify((await neighbours(peer)).filter((x) => x.address === ll))}`);
+    t.diagnostic(`refresh: node ${node.index} rxcost ${ours.rxcost} on ${iface}; node ${peer.index} txcost ${theirs.txcost} to it`);
+
+    // The close; then the interface's next tunnel gets babel's default cost (96, wired).
+    const closed = `Closed the tunnel to ${prefix} on ${iface} (retired)`;
+    assert.ok(await waitFor(() => node!.daemon!.err().includes(closed), 30_000, 250), `"${closed}"`);
+    const afterClose = node.daemon!.err().lastIndexOf(closed);
+    const reopened = await waitFor(() => node!.daemon!.err().slice(afterClose).includes(`on ${iface} (`), 60_000, 250);
+    if (reopened) {
+      const fresh = await neighbourWhere(node, (ns) => ns.find((x) => x.iface === iface && x.rxcost < RETIRING_RXCOST), 20_000);
+      assert.ok(fresh, `${iface}'s next tunnel has babel's default cost: ${JSON.stringify((await neighbours(node)).filter((x) => x.iface === iface))}`);
+      assert.equal(fresh.rxcost, 96);
+    } else {
+      t.diagnostic(`refresh: ${iface} not reused within 60 s; the restore was not observed`);
+    }
+    net.checkDaemons();
+    await net.waitAllPairs(30_000);
+  });
+});
+
