@@ -266,8 +266,9 @@ export function usableCandidates(
  * it replaces goes away. A tunnel still settling (params.settledBefore) is
  * never replaced as weak: a new tunnel has no routes yet, and would otherwise
  * be the weakest at once. At least ceil(refresh-rate * wanted) tunnels are
- * replaced (refills count), but a weak tunnel is only replaced when a usable
- * peer is there to replace it: with no peer to spare, nothing is cut.
+ * replaced (refills count) as far as settled tunnels go, and a weak tunnel
+ * is only replaced when a usable peer is there to replace it: with no peer
+ * to spare, nothing is cut.
  * New tunnels take interfaces never used or freed by dead tunnels first;
  * an interface freed by a close in this plan comes last, as its OpenVPN may
  * still be exiting. Between refreshes at most 12 tunnels run.
