@@ -9,11 +9,11 @@
 // the namespaces. Needs root; installs nftables, miniupnpd-nftables, miniupnpc.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Lab, NAT_PACKAGES, installPackages, waitFor } from "./helpers/netns";
+import { Lab, NAT_PACKAGES, installPackages, natGateway, waitFor } from "./helpers/netns";
 
 const isRoot = process.getuid?.() === 0;
 
@@ -41,24 +41,7 @@ test("maps --pp ports on a miniupnpd gateway, advertises its external IP, remove
     return r.stdout;
   };
   ok(node, ["ip", "route", "add", "default", "via", "192.0.2.1"]);
-  ok(router, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-  // The chains miniupnpd fills (its nftables defaults: table inet filter), and the NAT.
-  writeFileSync(join(tmp, "rules.nft"), `table inet filter {
-  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
-  chain miniupnpd { }
-  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
-  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; oifname "eth1" masquerade; }
-  chain prerouting_miniupnpd { }
-  chain postrouting_miniupnpd { }
-}
-`);
-  ok(router, ["nft", "-f", join(tmp, "rules.nft")]);
-  writeFileSync(join(tmp, "miniupnpd.conf"), [
-    "ext_ifname=eth1", "listening_ip=eth0", "http_port=0", "enable_natpmp=no", "enable_upnp=yes", "secure_mode=no",
-    "system_uptime=yes", "uuid=3b4e2d1c-0000-4000-8000-00000000beef", `lease_file=${join(tmp, "leases")}`,
-    "allow 1-65535 192.0.2.0/24 1-65535", "deny 0-65535 0.0.0.0/0 0-65535", "",
-  ].join("\n"));
-  const upnpd = lab.spawn(router, ["miniupnpd", "-d", "-f", join(tmp, "miniupnpd.conf"), "-P", join(tmp, "miniupnpd.pid")], { stdio: ["ignore", "ignore", "pipe"] });
+  const upnpd = natGateway(lab, router, tmp, "ef");
   let upnpdLog = "";
   upnpd.stderr?.setEncoding("utf8").on("data", (c: string) => (upnpdLog += c));
   assert.ok(await waitFor(() => upnpdLog.includes("HTTP listening"), 10_000, 100), `miniupnpd did not start:\n${upnpdLog}`);

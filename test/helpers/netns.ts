@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { ChildProcess, SpawnOptions, spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "./registry";
 
@@ -143,4 +143,35 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     if (Date.now() >= deadline) return false;
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * Makes `router` a NAT gateway: IPv4 forwarding, nftables masquerading out of
+ * eth1 with the chains miniupnpd fills (its nftables defaults: table inet
+ * filter), and miniupnpd serving the LAN on eth0 (192.0.2.0/24). Its files
+ * go in `dir`; `uuidTail` (two hex digits) tells gateways apart. Returns
+ * miniupnpd, run in the foreground with its log on a piped stderr.
+ */
+export function natGateway(lab: Lab, router: string, dir: string, uuidTail: string): ChildProcess {
+  const sh = (cmd: string[]): void => {
+    const r = lab.exec(router, cmd);
+    if (r.status !== 0) throw new Error(`${cmd.join(" ")} in ${router}: ${r.stderr}`);
+  };
+  sh(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+  writeFileSync(join(dir, "rules.nft"), `table inet filter {
+  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
+  chain miniupnpd { }
+  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
+  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; oifname "eth1" masquerade; }
+  chain prerouting_miniupnpd { }
+  chain postrouting_miniupnpd { }
+}
+`);
+  sh(["nft", "-f", join(dir, "rules.nft")]);
+  writeFileSync(join(dir, "miniupnpd.conf"), [
+    "ext_ifname=eth1", "listening_ip=eth0", "http_port=0", "enable_natpmp=no", "enable_upnp=yes", "secure_mode=no",
+    "system_uptime=yes", `uuid=3b4e2d1c-0000-4000-8000-0000000000${uuidTail}`, `lease_file=${join(dir, "leases")}`,
+    "allow 1-65535 192.0.2.0/24 1-65535", "deny 0-65535 0.0.0.0/0 0-65535", "",
+  ].join("\n"));
+  return lab.spawn(router, ["miniupnpd", "-d", "-f", join(dir, "miniupnpd.conf"), "-P", join(dir, "miniupnpd.pid")], { stdio: ["ignore", "ignore", "pipe"] });
 }

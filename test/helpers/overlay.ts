@@ -22,7 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { caNetwork, checkNodeCertificate } from "../../lib/utils/x509";
 import { nodeAddress } from "../../lib/utils/address";
-import { Lab, waitFor } from "./netns";
+import { Lab, natGateway, waitFor } from "./netns";
 import { makeCa } from "./pki";
 import { BIN, ROOT } from "./registry";
 import { tokenInMailDir } from "./smtp-sink";
@@ -240,31 +240,11 @@ export class Overlay {
     }));
   }
 
-  /** nftables masquerade to eth1 with the chains miniupnpd fills, and miniupnpd on the LAN side (as in test/upnp-netns.test.ts). */
+  /** A NAT gateway with miniupnpd in `router` (natGateway). */
   private natRouter(router: string, i: number): Proc {
     const dir = join(this.tmp, `router-${i}`);
     mkdirSync(dir);
-    const sh = (cmd: string[]): void => {
-      const r = this.lab.exec(router, cmd);
-      if (r.status !== 0) throw new Error(`${cmd.join(" ")} in ${router}: ${r.stderr}`);
-    };
-    sh(["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    writeFileSync(join(dir, "rules.nft"), `table inet filter {
-  chain forward { type filter hook forward priority 0; policy accept; jump miniupnpd; }
-  chain miniupnpd { }
-  chain prerouting { type nat hook prerouting priority -100; policy accept; jump prerouting_miniupnpd; }
-  chain postrouting { type nat hook postrouting priority 100; policy accept; jump postrouting_miniupnpd; oifname "eth1" masquerade; }
-  chain prerouting_miniupnpd { }
-  chain postrouting_miniupnpd { }
-}
-`);
-    sh(["nft", "-f", join(dir, "rules.nft")]);
-    writeFileSync(join(dir, "miniupnpd.conf"), [
-      "ext_ifname=eth1", "listening_ip=eth0", "http_port=0", "enable_natpmp=no", "enable_upnp=yes", "secure_mode=no",
-      "system_uptime=yes", `uuid=3b4e2d1c-0000-4000-8000-0000000000${String(10 + i).padStart(2, "0")}`, `lease_file=${join(dir, "leases")}`,
-      "allow 1-65535 192.0.2.0/24 1-65535", "deny 0-65535 0.0.0.0/0 0-65535", "",
-    ].join("\n"));
-    return this.keep(track(this.lab.spawn(router, ["miniupnpd", "-d", "-f", join(dir, "miniupnpd.conf"), "-P", join(dir, "miniupnpd.pid")], { stdio: ["ignore", "ignore", "pipe"] })));
+    return this.keep(track(natGateway(this.lab, router, dir, String(10 + i).padStart(2, "0"))));
   }
 
   private keep(p: Proc): Proc {
