@@ -8,8 +8,8 @@
 import type { Bits } from "./utils/address";
 import type { Logger } from "./utils/log";
 import type { PeerListItem, PopulateResult } from "./db";
-import { XmlRpcFault } from "./rpc-client";
-import type { XmlRpcValue } from "./xmlrpc";
+import type { Timer, Timers } from "./utils/timers";
+import { XmlRpcFault, type XmlRpcValue } from "./xmlrpc";
 
 /** What the refresh needs of an XML-RPC client (RpcClient fits). */
 export interface RpcCaller {
@@ -134,20 +134,14 @@ export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefresh
   return done(true, declared, result);
 }
 
-/** The timer functions the refresh loop uses (setTimeout/clearTimeout fit). */
-export interface Timer<H> {
-  setTimeout(fn: () => void, ms: number): H;
-  clearTimeout(handle: H): void;
-}
-
 /**
  * Runs refreshPeers now and then forever, each round when the previous one
  * says. `deps` is called before each round so the address list and LAN
  * peers are current. Returns a function that stops the loop.
  */
-export function runPeersRefresh<H>(deps: () => PeersRefreshDeps, timer: Timer<H>, onRound?: (r: PeersRefreshResult) => void): () => void {
+export function runPeersRefresh(deps: () => PeersRefreshDeps, timers: Timers, onRound?: (r: PeersRefreshResult) => void): () => void {
   let stopped = false;
-  let handle: H | null = null;
+  let handle: Timer | null = null;
   const round = (): void => {
     handle = null;
     let pending: Promise<PeersRefreshResult>;
@@ -164,12 +158,12 @@ export function runPeersRefresh<H>(deps: () => PeersRefreshDeps, timer: Timer<H>
       })
       .catch(() => REGISTRY_RETRY_S)
       .then((delayS) => {
-        if (!stopped) handle = timer.setTimeout(round, delayS * 1000);
+        if (!stopped) handle = timers.after(delayS * 1000, round);
       });
   };
   round();
   return () => {
     stopped = true;
-    if (handle !== null) timer.clearTimeout(handle);
+    handle?.cancel();
   };
 }

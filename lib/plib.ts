@@ -3,7 +3,7 @@
 // Legacy Python nodes must accept these tunnels, so every option below is
 // the legacy's, in the legacy's meaning.
 
-import { Bits, PeerAddress, bitsToIpv6 } from "./utils/address";
+import { Bits, PeerAddress, bitsToIpv6, dialProto } from "./utils/address";
 
 /** What every OpenVPN process of a node shares. */
 export interface OpenvpnCommon {
@@ -67,11 +67,6 @@ export function openvpnServerArgv(c: OpenvpnCommon, s: ServerOptions): string[] 
   ];
 }
 
-/** How a connecting node dials an advertised address (SPEC section 2). */
-export function remoteProto(advertised: PeerAddress["proto"]): "udp" | "tcp-client" {
-  return advertised === "udp" ? "udp" : "tcp-client";
-}
-
 export function openvpnClientArgv(c: OpenvpnCommon, dev: string, remotes: readonly PeerAddress[]): string[] {
   const hook = `${c.hookDir}/ovpn-client`;
   return [
@@ -81,7 +76,7 @@ export function openvpnClientArgv(c: OpenvpnCommon, dev: string, remotes: readon
     "--dev", dev,
     "--up", hook,
     "--route-up", `${hook} ${c.eventFd}`,
-    ...remotes.flatMap((r) => ["--remote", r.ip, String(r.port), remoteProto(r.proto)]),
+    ...remotes.flatMap((r) => ["--remote", r.ip, String(r.port), dialProto(r.proto)]),
   ];
 }
 

@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { PeersDb } from "../lib/db";
 import {
-  PEER_LIST_SIZE, PeersRefreshDeps, PeersRefreshResult, REGISTRY_RETRY_S, RpcCaller, Timer, peerListItems, refreshPeers, runPeersRefresh,
+  PEER_LIST_SIZE, PeersRefreshDeps, PeersRefreshResult, REGISTRY_RETRY_S, RpcCaller, peerListItems, refreshPeers, runPeersRefresh,
 } from "../lib/peers-refresh";
-import { RpcTransportError, XmlRpcFault } from "../lib/rpc-client";
-import type { XmlRpcValue } from "../lib/xmlrpc";
+import { RpcTransportError } from "../lib/rpc-client";
+import { XmlRpcFault, type XmlRpcValue } from "../lib/xmlrpc";
+import { ManualTimers, settle } from "./helpers/manual-timers";
 import type { Logger } from "../lib/utils/log";
 
 const tmp = mkdtempSync(join(tmpdir(), "vifibnet-peers-refresh-"));
@@ -130,28 +131,22 @@ test("the loop schedules each round after the delay the previous one returned, a
   let registryUp = false;
   const rpc = new FakeRegistry({ getPeerList: () => (registryUp ? [] : down()) });
   const { deps } = setup(rpc, { address: null, refreshInterval: 600 });
-  const scheduled: number[] = [];
-  let pending: (() => void) | null = null;
-  let cleared = 0;
-  const timer: Timer<number> = {
-    setTimeout: (fn, ms) => { scheduled.push(ms); pending = fn; return scheduled.length; },
-    clearTimeout: () => { cleared++; },
-  };
+  const timers = new ManualTimers();
   const rounds: PeersRefreshResult[] = [];
   let roundDone: () => void = () => {};
   const next = (): Promise<void> => new Promise((resolve) => { roundDone = resolve; });
   let wait = next();
-  const stop = runPeersRefresh(() => deps, timer, (r) => { rounds.push(r); roundDone(); });
+  const stop = runPeersRefresh(() => deps, timers, (r) => { rounds.push(r); roundDone(); });
   await wait;
-  await new Promise((r) => setImmediate(r));
-  assert.deepEqual(scheduled, [30_000], "registry down: next round in 30 s");
+  await settle();
+  assert.deepEqual(timers.delays(), [30_000], "registry down: next round in 30 s");
   registryUp = true;
   wait = next();
-  pending!();
+  timers.fireNext();
   await wait;
-  await new Promise((r) => setImmediate(r));
-  assert.deepEqual(scheduled, [30_000, 600_000], "registry back: next round in --peers-db-refresh");
+  await settle();
+  assert.deepEqual(timers.delays(), [600_000], "registry back: next round in --peers-db-refresh");
   assert.deepEqual(rounds.map((r) => r.ok), [false, true]);
   stop();
-  assert.equal(cleared, 1);
+  assert.deepEqual(timers.delays(), [], "stopped: nothing pending");
 });

@@ -24,7 +24,8 @@ import { CertificateError, caNetwork, checkNodeCertificate } from "../utils/x509
 import { readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
 import { countRoutes, lanPeers } from "../utils/routes";
-import { DISCOVERY_TIMEOUT_MS, Igd, PortForwarder, discoverIgd, withTimeout } from "../upnpigd";
+import { DISCOVERY_TIMEOUT_MS, Igd, PortForwarder, discoverIgd } from "../upnpigd";
+import { systemTimers, withTimeout } from "../utils/timers";
 import { DaemonConfig, ServerProto, parseDaemonArgs, progName } from "./args";
 import { Child, EVENT_FD, killAllNow, liveChildren, stopAll } from "./children";
 
@@ -125,17 +126,6 @@ export function startupChecks(cfg: DaemonConfig, uid: number | undefined = proce
   };
 }
 
-/** setTimeout for any number of milliseconds (Node's caps at 2^31-1). */
-function longTimeout(fn: () => void, ms: number): { cancel(): void } {
-  const MAX = 2 ** 31 - 1;
-  let handle: NodeJS.Timeout;
-  const arm = (left: number): void => {
-    handle = setTimeout(() => (left > MAX ? arm(left - MAX) : fn()), Math.min(left, MAX));
-  };
-  arm(Math.max(0, ms));
-  return { cancel: () => clearTimeout(handle) };
-}
-
 function readText(path: string): string {
   try {
     return readFileSync(path, "utf8");
@@ -205,7 +195,7 @@ export class Daemon {
   private advertised: string | null;
   private externalIp: string | null = null;
   /** The UPnP port mappings (no --ip and a gateway found), and their setting up. */
-  private upnp: PortForwarder<{ cancel(): void }> | null = null;
+  private upnp: PortForwarder | null = null;
   private upnpStarting: Promise<void> | null = null;
 
   constructor(
@@ -277,7 +267,7 @@ export class Daemon {
   private async startUpnp(): Promise<void> {
     const { logger } = this;
     const fallback = "advertising the external IPv4 our tunnels report, with the --pp ports";
-    let f: PortForwarder<{ cancel(): void }> | null = null;
+    let f: PortForwarder | null = null;
     try {
       const igd = await this.discover(DISCOVERY_TIMEOUT_MS, logger);
       if (igd === null) {
@@ -285,7 +275,7 @@ export class Daemon {
         return;
       }
       f = await PortForwarder.start(igd, this.cfg.pp, {
-        timers: { setTimeout: (fn: () => void, ms: number) => longTimeout(fn, ms), clearTimeout: (h: { cancel(): void }) => h.cancel() },
+        timers: systemTimers,
         logger,
         onChange: (addresses) => this.advertise(formatAddressList(addresses), "UPnP mappings renewed"),
       });
@@ -345,21 +335,21 @@ export class Daemon {
         rpc, db: this.db, nodeIp: this.id.address, ownPrefix: this.id.prefix, address: this.advertised,
         refreshInterval: this.cfg.peersDbRefresh, now: Date.now, logger: this.logger, lan: this.lan,
       }),
-      { setTimeout: (fn: () => void, ms: number) => longTimeout(fn, ms), clearTimeout: (h: { cancel(): void }) => h.cancel() },
+      systemTimers,
       (r: PeersRefreshResult) => this.logger.log(3, `Next peers DB refresh in ${r.delayS} s`),
     );
   }
 
   private scheduleTunnelRefresh(ms: number): void {
     if (this.stopping) return;
-    this.tunnelTimer = longTimeout(() => {
+    this.tunnelTimer = systemTimers.after(ms, () => {
       this.tunnelTimer = null;
       void this.refreshTunnels()
         .catch((e) => this.logger.warn(`tunnel refresh failed: ${(e as Error).stack ?? e}`))
         .finally(() => {
           this.scheduleTunnelRefresh(this.cfg.tunnelRefresh * 1000);
         });
-    }, ms);
+    });
   }
 
   /** One tunnel refresh: observe, plan (lib/tunnel.ts), execute the steps in order. */
@@ -481,7 +471,7 @@ export class Daemon {
       try {
         await Promise.all([
           stopAll(),
-          withTimeout(unmap, UPNP_STOP_MS, "removing the UPnP mappings").catch((e) => this.logger.warn((e as Error).message)),
+          withTimeout(unmap, UPNP_STOP_MS, "removing the UPnP mappings").catch((e: unknown) => this.logger.warn((e as Error).message)),
         ]);
       } catch (e) {
         this.logger.warn(`while stopping: ${(e as Error).message}`);
