@@ -111,31 +111,3 @@ export function babeldArgv(b: BabeldOptions): string[] {
     ...b.interfaces,
   ];
 }
-
-/** The longest path of a UNIX socket (sun_path is 108 bytes, with its NUL). */
-export const MAX_SOCKET_PATH = 107;
-
-/** rxcost of a retiring tunnel: far above any route's metric in an overlay (96 per hop). */
-export const RETIRING_RXCOST = 4096;
-
-/**
- * Requests to babeld (lib/babel-control.ts) that move routes off a tunnel
- * shortly before it closes, while it still carries traffic. babeld ignores
- * new parameters for an interface it has (its local interface can only
- * flush one and declare it anew), so the interface is flushed and declared
- * again with a receive cost no route should pay: our own routes through it
- * move at once; the peer sees our hellos restart (a new neighbour, unusable
- * for two hellos), moves its routes then, and afterwards hears the high cost
- * in our IHUs. Link quality keeps that cost finite while hellos are counted
- * again, and makes our own cost through the tunnel high as well. Without
- * this the peer routes into the closed tunnel until it misses our hellos
- * (about 3 hello intervals: docs/benchmarks.md).
- */
-export function babelRetireLines(iface: string): string[] {
-  return [`flush interface ${iface}`, `interface ${iface} rxcost ${RETIRING_RXCOST} link-quality true`];
-}
-
-/** Requests that give `iface` back babeld's defaults (wired, or wireless with -w) for its next tunnel. */
-export function babelRestoreLines(iface: string, wireless: boolean): string[] {
-  return [`interface ${iface} rxcost ${wireless ? 256 : 96} link-quality ${wireless ? "true" : "false"}`];
-}

@@ -11,8 +11,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { babelRequest } from "../lib/babel-control";
-import { RETIRING_RXCOST } from "../lib/plib";
+import { RETIRING_RXCOST, babelRequest } from "../lib/babel-control";
 import { OVERLAY_PACKAGES, installPackages, waitFor } from "./helpers/netns";
 import { Overlay, OverlayNode } from "./helpers/overlay";
 

@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { OpenvpnCommon, RETIRING_RXCOST, babelRestoreLines, babelRetireLines, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
+import { RETIRING_RXCOST, babelRestoreLines, babelRetireLines } from "../lib/babel-control";
+import { OpenvpnCommon, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
 import { networkFromSerial } from "../lib/utils/address";
 import { BIN } from "./helpers/registry";
 

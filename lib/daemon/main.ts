@@ -11,10 +11,9 @@ import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSy
 import { delimiter, join, resolve } from "node:path";
 import { PeersDb } from "../db";
 import { PeersRefreshResult, runPeersRefresh } from "../peers-refresh";
-import { babelRequest } from "../babel-control";
-import {
-  MAX_SOCKET_PATH, OpenvpnCommon, babelRestoreLines, babelRetireLines, babeldArgv, openvpnClientArgv, openvpnServerArgv,
-} from "../plib";
+import { babelRequest, babelRestoreLines, babelRetireLines } from "../babel-control";
+import { OpenvpnCommon, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../plib";
+import { MAX_SOCKET_PATH } from "../utils/unix-socket";
 import { RpcClient } from "../rpc-client";
 import {
   CLIENT_INTERFACES, NO_TRAFFIC, Traffic, Tunnel, counterValue, planRefresh, planShutdown, updateTraffic, type RefreshStep,
