@@ -57,6 +57,8 @@ export interface PeersRefreshResult {
   /** now() + delayS, in milliseconds. */
   nextAt: number;
   populate: PopulateResult | null;
+  /** Why the round failed (ok false), or why the declaration was refused; null otherwise. */
+  error: string | null;
 }
 
 function explain(e: unknown): string {
@@ -88,12 +90,14 @@ export function peerListItems(value: unknown): { items: PeerListItem[]; bad: num
  */
 export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefreshResult> {
   const { logger } = deps;
+  let error: string | null = null;
   const done = (ok: boolean, declared: boolean | null, populate: PopulateResult | null): PeersRefreshResult => {
     const delayS = ok ? deps.refreshInterval : REGISTRY_RETRY_S;
-    return { ok, declared, delayS, nextAt: deps.now() + delayS * 1000, populate };
+    return { ok, declared, delayS, nextAt: deps.now() + delayS * 1000, populate, error };
   };
   const retry = (why: string, declared: boolean | null): PeersRefreshResult => {
     logger.warn(`cannot refresh the peers DB: ${why}; retrying in ${REGISTRY_RETRY_S} s with the peers known`);
+    error = why;
     return done(false, declared, null);
   };
 
@@ -106,10 +110,14 @@ export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefresh
       const answer = await deps.rpc.call("declare", [[deps.nodeIp, deps.address]]);
       declared = answer === true;
       if (declared) logger.log(3, `Declared ${deps.address} to the registry`);
-      else logger.warn(`the registry did not accept our declaration (is ${deps.nodeIp} inside its network?)`);
+      else {
+        error = `the registry did not accept our declaration (is ${deps.nodeIp} inside its network?)`;
+        logger.warn(error);
+      }
     } catch (e) {
       if (!(e instanceof XmlRpcFault)) return retry(explain(e), null);
-      logger.warn(`cannot declare ourselves: ${explain(e)}`);
+      error = `cannot declare ourselves: ${explain(e)}`;
+      logger.warn(error);
     }
   }
 

@@ -50,6 +50,8 @@ export const LEASE_S = 7200;
 export const RENEW_MS = 3600_000;
 /** How long discovery may take: a node without a gateway must start quickly. */
 export const DISCOVERY_TIMEOUT_MS = 3000;
+/** Longest the removal of the mappings may delay the daemon's exit (a discovery still running included). */
+export const UPNP_STOP_MS = DISCOVERY_TIMEOUT_MS + 5000;
 /** Bound on each SOAP request to the gateway. */
 export const REQUEST_TIMEOUT_MS = 5000;
 export const DESCRIPTION = "vifibnet";
