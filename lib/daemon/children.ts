@@ -125,8 +125,3 @@ export function liveChildren(): Child[] {
 export function killAllNow(): void {
   for (const c of LIVE) c.signal("SIGKILL");
 }
-
-/** Stops every live child at once and waits for all of them. */
-export async function stopAll(timeoutMs: number = STOP_TIMEOUT_MS): Promise<void> {
-  await Promise.all([...LIVE].map((c) => c.stop(timeoutMs)));
-}
