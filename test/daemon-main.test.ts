@@ -18,8 +18,8 @@ import { serverDevice, serverLogName } from "../lib/daemon/servers";
 import { addressesFor } from "../lib/utils/address";
 import { checkRequest, issueCertificate, loadCa } from "../lib/utils/cert";
 import { checkNodeCertificate } from "../lib/utils/x509";
-import { makeCa, makeCsr } from "./helpers/pki";
-import { BIN } from "./helpers/registry";
+import { makeCa, makeCsr } from "../harness/pki";
+import { BIN } from "../harness/paths";
 
 const tmp = mkdtempSync(join(tmpdir(), "vfb-main-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

@@ -17,12 +17,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { caNetwork, checkNodeCertificate } from "../lib/utils/x509";
 import { nodeAddress } from "../lib/utils/address";
-import { Lab, OVERLAY_PACKAGES, installPackages, waitFor } from "./helpers/netns";
-import { makeCa } from "./helpers/pki";
-import { BIN, ROOT } from "./helpers/registry";
-import { tokenInMailDir } from "./helpers/smtp-sink";
+import { Lab, OVERLAY_PACKAGES, installPackages, waitFor } from "../harness/netns";
+import { makeCa } from "../harness/pki";
+import { BIN, NODE, ROOT } from "../harness/paths";
+import { tokenInMailDir } from "../harness/smtp-sink";
 
-const NODE = process.execPath;
 const isRoot = process.getuid?.() === 0;
 
 interface Proc {
@@ -76,7 +75,7 @@ test("two nodes in namespaces tunnel and route to each other, and stop cleanly",
 
   // SMTP sink and registry in A's namespace.
   const mailDir = join(tmp, "mail");
-  const sink = track(lab.spawn(nsA, [NODE, join(ROOT, "dist", "test", "helpers", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] }));
+  const sink = track(lab.spawn(nsA, [NODE, join(ROOT, "dist", "harness", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] }));
   procs.push(sink);
   assert.ok(await waitFor(() => /^\d+\n/.test(sink.out()), 15_000, 100), `smtp sink did not start: ${sink.err()}`);
   const smtpPort = Number(sink.out().trim());

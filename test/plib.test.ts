@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { RETIRING_RXCOST, babelRestoreLines, babelRetireLines } from "../lib/babel-control";
 import { OpenvpnCommon, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
 import { networkFromSerial } from "../lib/utils/address";
-import { BIN } from "./helpers/registry";
+import { BIN } from "../harness/paths";
 
 const c: OpenvpnCommon = {
   hello: 15, verbose: 3, ca: "/etc/vifib/ca.pem", cert: "/etc/vifib/cert.crt", openvpnArgs: ["--key", "/etc/vifib/cert.key"],

@@ -14,7 +14,7 @@ import { ControlServer, controlRequest, controlSocketPath, statusCommand } from 
 import { Status, StatusSources, buildStatus, formatStatus } from "../lib/daemon/status";
 import { parseIpv6Prefix } from "../lib/utils/address";
 import { createLogger } from "../lib/utils/log";
-import { BIN } from "./helpers/registry";
+import { BIN } from "../harness/paths";
 
 const tmp = mkdtempSync(join(tmpdir(), "vfb-status-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
