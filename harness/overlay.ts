@@ -180,7 +180,10 @@ export class Overlay {
     });
     try {
       await net.build();
-      if (options.start !== false) for (let i = 0; i < net.nodes.length; i++) net.startDaemon(i);
+      if (options.start !== false) {
+        for (let i = 0; i < net.nodes.length; i++) net.startDaemon(i);
+        await net.waitDaemons(30_000);
+      }
     } catch (e) {
       await net.destroy();
       throw e;
@@ -295,6 +298,18 @@ export class Overlay {
       "--", "--key", join(n.dir, "cert.key"),
     ], { stdio: ["ignore", "ignore", "pipe"] })));
     return n.daemon;
+  }
+
+  /** Waits (bounded) until every started daemon answers on its control socket; throws if one exits or never does. */
+  async waitDaemons(timeoutMs: number): Promise<void> {
+    const started = this.nodes.filter((n) => n.daemon !== null);
+    const answering = new Set<number>();
+    const ok = await waitFor(async () => {
+      this.checkDaemons();
+      await Promise.all(started.map(async (n) => (await this.status(n.index).then(() => true, () => false)) && answering.add(n.index)));
+      return answering.size === started.length;
+    }, timeoutMs, 100);
+    if (!ok) throw new Error(`daemons not answering on their control socket after ${timeoutMs} ms: ${started.filter((n) => !answering.has(n.index)).map((n) => n.index).join(" ")}\n${this.diagnostics()}`);
   }
 
   /** SIGTERM to node i's daemon; its exit code (null: killed after 30 s, or by a signal). */

@@ -49,10 +49,13 @@ scenario("routine refresh: routes move off a retired tunnel before it closes; co
     // The first tunnel a daemon reports draining (babel's routes moved off it).
     let node: OverlayNode | undefined;
     let draining: { interface: string; prefix: string } | undefined;
+    let retiredBefore = 0; // retired tunnels that node had closed while this one was draining
     const sawDrain = await waitFor(async () => {
       net.checkDaemons();
       for (const n of net.nodes) {
-        draining = (await net.status(n.index)).tunnels.find((x) => x.state === "draining");
+        const st = await net.status(n.index);
+        draining = st.tunnels.find((x) => x.state === "draining");
+        retiredBefore = st.refresh.closed.retired;
         if (draining) {
           node = n;
           return true;
@@ -82,7 +85,6 @@ scenario("routine refresh: routes move off a retired tunnel before it closes; co
 
     // The close: the tunnel leaves the status, counted as retired.
     const n = node;
-    const retiredBefore = (await net.status(n.index)).refresh.closed.retired;
     assert.ok(await waitFor(async () => !(await net.status(n.index)).tunnels.some((x) => x.interface === iface && x.prefix === prefix), 30_000, 250),
       `the tunnel to ${prefix} on ${iface} closes`);
     assert.ok((await net.status(n.index)).refresh.closed.retired > retiredBefore, "counted as a retired tunnel closed");
