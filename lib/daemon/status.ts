@@ -155,7 +155,7 @@ function bytes(n: number | null): string {
 /** Lines of `rows`, columns padded to their widest cell. */
 function columns(rows: string[][], indent = "  "): string[] {
   const widths = rows.reduce<number[]>((w, r) => r.map((c, i) => Math.max(w[i] ?? 0, c.length)), []);
-  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  "));
+  return rows.map((r) => (indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).trimEnd());
 }
 
 const SOURCE: Record<AddressSource, string> = { ip: "--ip", upnp: "UPnP mapping", peers: "learned from peers", none: "nothing yet" };
@@ -189,8 +189,8 @@ export function formatStatus(s: Status): string {
   if (!b.answered) out.push(`babel: no answer (${b.error})`);
   else {
     out.push(`babel: ${b.neighbours.length} neighbour(s), ${b.routes} route(s), ${b.reachable.length} node(s) reachable`);
-    out.push(...columns(b.neighbours.map((x) => [x.interface, x.address, `rxcost ${x.rxcost}`, `txcost ${x.txcost}`])));
-    out.push(...columns(b.reachable.map((x) => [x.address, `(${cn(x.prefix)})`, `via ${x.interface}`, `metric ${x.metric}`])));
+    out.push(...columns(b.neighbours.map((x) => ["neighbour", x.address, `on ${x.interface}`, `rxcost ${x.rxcost}`, `txcost ${x.txcost}`])));
+    out.push(...columns(b.reachable.map((x) => ["reaches", x.address, `(${cn(x.prefix)})`, `via ${x.interface}`, `metric ${x.metric}`])));
   }
   out.push("children:");
   out.push(...columns(s.children.map((c) => [
