@@ -5,6 +5,7 @@
 // always destroys it. Needs root (namespaces, tap devices); skipped otherwise.
 
 import assert from "node:assert/strict";
+import { BIN, NODE } from "../harness/paths";
 import { inHellos, scenario, sleep } from "../harness/scenario";
 
 const HELLO = 2;
@@ -70,7 +71,7 @@ scenario("registry down: the overlay keeps working and a restarted node rejoins 
   assert.equal(net.registry!.proc.exitCode !== null || net.registry!.proc.signalCode !== null, true, "the registry is still down");
 });
 
-scenario("clean exit: all daemons exit 0 on SIGTERM, no openvpn, babeld, tap interface or control socket left", { nodes: 3, ...small }, async (net, t) => {
+scenario("clean exit: all daemons exit 0 on SIGTERM, no openvpn, babeld, tap interface or control socket left; vifibnet status then exits 3", { nodes: 3, ...small }, async (net, t) => {
   const took = await net.waitAllPairs(120_000);
   t.diagnostic(`clean exit: all pairs ping ${seconds(took)} after start`);
   const tunnels = await Promise.all(net.nodes.map((n) => net.clientsUp(n.index)));
@@ -85,5 +86,7 @@ scenario("clean exit: all daemons exit 0 on SIGTERM, no openvpn, babeld, tap int
     const taps: string[] = net.links(n.index).filter((l) => /^(vifibnet\d*|client\d+)$/.test(l));
     assert.deepEqual(taps, [], `tap interfaces left in node ${n.index}`);
     await assert.rejects(net.status(n.index), /no vifibnet daemon is running/, "the control socket is gone");
+    const cli = net.lab.exec(n.ns, [NODE, BIN("vifibnet"), "status", "-s", n.dir]);
+    assert.deepEqual([cli.status, cli.stdout, cli.stderr.trim().split("\n").length], [3, "", 1], `vifibnet status with no daemon: ${cli.stderr}`);
   }
 });
