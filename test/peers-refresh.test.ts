@@ -60,7 +60,7 @@ test("ok: declares our address, fetches 200 peers into peers.db, next refresh in
   const r = await refreshPeers(deps);
   assert.deepEqual(rpc.calls, [["declare", [[NODE_IP, "198.51.100.5,1194,udp"]]], ["getPeerList", [PEER_LIST_SIZE, NODE_IP]]]);
   assert.equal(PEER_LIST_SIZE, 200);
-  assert.deepEqual(r, { ok: true, declared: true, delayS: 3600, nextAt: NOW + 3600_000, populate: { added: 2, updated: 0, skipped: 1, dropped: 0 } });
+  assert.deepEqual(r, { ok: true, declared: true, delayS: 3600, nextAt: NOW + 3600_000, populate: { added: 2, updated: 0, skipped: 1, dropped: 0 }, error: null });
   assert.deepEqual(db.peers().map((x) => x.prefix), [p(1), p(2)]);
 });
 
@@ -69,7 +69,10 @@ test("registry down: retry in 30 s, peers.db untouched, no throw", async () => {
   db.addPeer(p(1), "198.51.100.1,1194,udp");
   const r = await refreshPeers(deps);
   assert.equal(REGISTRY_RETRY_S, 30);
-  assert.deepEqual(r, { ok: false, declared: null, delayS: 30, nextAt: NOW + 30_000, populate: null });
+  assert.deepEqual(r, {
+    ok: false, declared: null, delayS: 30, nextAt: NOW + 30_000, populate: null,
+    error: "cannot reach the registry at http://[2001:db8:42::1]:9000/RPC2: connection refused",
+  });
   assert.equal((deps.rpc as FakeRegistry).calls.length, 1, "an unreachable registry is not asked twice in a round");
   assert.equal(db.peers().length, 1);
   assert.ok(logger.lines.some((l) => /WARNING: cannot refresh the peers DB: .*connection refused; retrying in 30 s/.test(l)), logger.lines.join("\n"));
@@ -93,6 +96,7 @@ test("a refused declaration (fault or false) is logged; the list is still fetche
     assert.equal(r.ok, true);
     assert.equal(r.delayS, 3600);
     assert.ok(logger.lines.some((l) => l.startsWith("WARNING:")), logger.lines.join("\n"));
+    assert.match(r.error ?? "", /declaration|cannot declare ourselves: the registry refused declare: bad address list/, "the round says why (vifibnet status shows it)");
   }
 });
 
