@@ -47,13 +47,11 @@ import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Lab, waitFor } from "../test/helpers/netns";
-import { makeCa } from "../test/helpers/pki";
-import { tokenInMailDir } from "../test/helpers/smtp-sink";
+import { Lab, waitFor } from "../harness/netns";
+import { BIN, NODE, ROOT } from "../harness/paths";
+import { makeCa } from "../harness/pki";
+import { tokenInMailDir } from "../harness/smtp-sink";
 
-const ROOT = path.resolve(__dirname, "..", "..");
-const BIN = (name: string): string => path.join(ROOT, "bin", name);
-const NODE = process.execPath;
 const TARGET_RSS_MB = 60;
 const TARGET_CPU_PCT = 0.5;
 const TUNNELS = 6;
@@ -209,7 +207,7 @@ async function main(): Promise<void> {
 
     // SMTP sink and registry in the hub.
     const mailDir = path.join(tmp, "mail");
-    const sink = track(lab.spawn(hub, [NODE, path.join(ROOT, "dist", "test", "helpers", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] }));
+    const sink = track(lab.spawn(hub, [NODE, path.join(ROOT, "dist", "harness", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] }));
     if (!(await waitFor(() => /^\d+\n/.test(sink.out()), 15_000, 100))) throw new Error(`smtp sink did not start: ${sink.err()}`);
     const smtpPort = Number(sink.out().trim());
     const regDir = path.join(tmp, "registry");

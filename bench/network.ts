@@ -1,5 +1,5 @@
 // Network benchmark (npm run bench:network, as root): a real vifibnet network
-// on one machine (test/helpers/overlay.ts: a hub namespace with the registry
+// on one machine (harness/overlay.ts: a hub namespace with the registry
 // and an SMTP sink, every node in its own namespace, joined with
 // vifibnet-setup, daemons run with the legacy flags), --hello 2 throughout.
 //
@@ -22,9 +22,9 @@
 //                pairs ping, node 0 runs `ping -6 -i 0.2 -c COUNT -W1` to
 //                node 1 (inside its namespace, bounded), over
 //                --refresh-window seconds (default 80: 4 refreshes); the
-//                "Closed the tunnel ... (retired)" lines the daemons log
-//                during the window count the replaced tunnels. Target: 0
-//                packets lost.
+//                retired tunnels the daemons report closed (`vifibnet
+//                status`, refresh.closed.retired) during the window count
+//                the replaced tunnels. Target: 0 packets lost.
 //
 // Networks are destroyed on every exit (error, Ctrl-C: the Lab removes the
 // namespaces and the processes in them); every wait is bounded.
@@ -34,7 +34,7 @@
 //        [--only small|refresh|big]
 
 import { spawn } from "node:child_process";
-import { Overlay } from "../test/helpers/overlay";
+import { Overlay } from "../harness/overlay";
 
 const HELLO = 2;
 const SMALL = 6;
@@ -71,21 +71,6 @@ async function withNet<T>(opts: Parameters<typeof Overlay.create>[0], f: (net: O
   }
 }
 
-/** Pairs among `among` that fail one ping now, checked with at most `limit` pings at once. */
-async function failing(net: Overlay, among: number[], limit = 48): Promise<string[]> {
-  const pairs: Array<[number, number]> = [];
-  for (const i of among) for (const j of among) if (i < j) pairs.push([i, j]);
-  const bad: string[] = [];
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, pairs.length) }, async () => {
-    while (next < pairs.length) {
-      const [i, j] = pairs[next++]!;
-      if (!(await net.ping(i, j))) bad.push(`${i}-${j}`);
-    }
-  }));
-  return bad;
-}
-
 interface Converge { ms: number | null; pairs: number; best: number; rounds: number }
 
 /** Polls rounds until all pairs among `among` ping, or the timeout; never throws on timeout. */
@@ -96,7 +81,7 @@ async function converge(net: Overlay, among: number[], t0: number, timeoutMs: nu
   while (Date.now() - t0 < timeoutMs) {
     net.checkDaemons();
     const start = Date.now();
-    const bad = await failing(net, among);
+    const bad = await net.failingPairs(among);
     rounds++;
     best = Math.min(best, bad.length);
     if (bad.length === 0) return { ms: start - t0 + (Date.now() - start) / 2, pairs, best: 0, rounds };
@@ -105,7 +90,7 @@ async function converge(net: Overlay, among: number[], t0: number, timeoutMs: nu
   return { ms: null, pairs, best, rounds };
 }
 
-const closedCount = (net: Overlay): number[] => net.nodes.map((n) => (n.daemon?.err().match(/Closed the tunnel to .*\(retired\)/g) ?? []).length);
+const closedCount = (net: Overlay): Promise<number[]> => Promise.all(net.nodes.map(async (n) => (await net.status(n.index)).refresh.closed.retired));
 
 /** Received icmp_seq numbers of a ping's output; the lost ones, as runs "a-b". */
 function lostRuns(raw: string, sent: number): string[] {
@@ -167,7 +152,7 @@ async function main(): Promise<number> {
     const f = await converge(net, others, t2, 60_000, 250);
     // Still all pinging past --ping-exit (4 hellos) and a tunnel refresh?
     await sleep(4 * HELLO * 1000 + 6_000);
-    const after = await failing(net, others);
+    const after = await net.failingPairs(others);
     const ok = f.ms !== null && f.ms <= 3 * HELLO * 1000;
     print({
       what: `failover: node ${cut} cut (direct tunnels ${direct.join(" ") || "none"}), all ${f.pairs} pairs among the others ping`,
@@ -185,9 +170,9 @@ async function main(): Promise<number> {
     }
     await sleep(REFRESH_EVERY * 1000); // past the first refresh after convergence
     const count = Math.round(REFRESH_WINDOW / 0.2);
-    const before = closedCount(net);
+    const before = await closedCount(net);
     const r = await pingSeries(net, 0, 1, count);
-    const closed = closedCount(net).map((n, k) => n - before[k]!);
+    const closed = (await closedCount(net)).map((n, k) => n - before[k]!);
     const total = closed.reduce((a, b) => a + b, 0);
     const lost = r.sent - r.received;
     print({

@@ -17,7 +17,7 @@ import os from "node:os";
 import path from "node:path";
 import { RegistryDb } from "../lib/registry/db";
 import { RpcClient } from "../lib/rpc-client";
-import { SmtpSink, startSmtpSink } from "../test/helpers/smtp-sink";
+import { SmtpSink, startSmtpSink } from "../harness/smtp-sink";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const BIN = (name: string): string => path.join(ROOT, "bin", name);

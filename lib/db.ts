@@ -167,18 +167,6 @@ export class PeersDb {
     return this.db.prepare("UPDATE peers SET used = ? WHERE prefix = ?").run(used, prefix).changes > 0;
   }
 
-  markUsed(prefix: string): boolean {
-    return this.setUsed(prefix, 1);
-  }
-
-  markUnused(prefix: string): boolean {
-    return this.setUsed(prefix, 0);
-  }
-
-  markDead(prefix: string): boolean {
-    return this.setUsed(prefix, -1);
-  }
-
   /** Forgets a peer (it is on our LAN, or its address is unusable); true if it was there. */
   removePeer(prefix: string): boolean {
     return this.db.prepare("DELETE FROM peers WHERE prefix = ?").run(prefix).changes > 0;

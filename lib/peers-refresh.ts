@@ -8,8 +8,8 @@
 import type { Bits } from "./utils/address";
 import type { Logger } from "./utils/log";
 import type { PeerListItem, PopulateResult } from "./db";
-import { XmlRpcFault } from "./rpc-client";
-import type { XmlRpcValue } from "./xmlrpc";
+import type { Timer, Timers } from "./utils/timers";
+import { XmlRpcFault, type XmlRpcValue } from "./xmlrpc";
 
 /** What the refresh needs of an XML-RPC client (RpcClient fits). */
 export interface RpcCaller {
@@ -57,6 +57,8 @@ export interface PeersRefreshResult {
   /** now() + delayS, in milliseconds. */
   nextAt: number;
   populate: PopulateResult | null;
+  /** Why the round failed (ok false), or why the declaration was refused; null otherwise. */
+  error: string | null;
 }
 
 function explain(e: unknown): string {
@@ -88,12 +90,14 @@ export function peerListItems(value: unknown): { items: PeerListItem[]; bad: num
  */
 export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefreshResult> {
   const { logger } = deps;
+  let error: string | null = null;
   const done = (ok: boolean, declared: boolean | null, populate: PopulateResult | null): PeersRefreshResult => {
     const delayS = ok ? deps.refreshInterval : REGISTRY_RETRY_S;
-    return { ok, declared, delayS, nextAt: deps.now() + delayS * 1000, populate };
+    return { ok, declared, delayS, nextAt: deps.now() + delayS * 1000, populate, error };
   };
   const retry = (why: string, declared: boolean | null): PeersRefreshResult => {
     logger.warn(`cannot refresh the peers DB: ${why}; retrying in ${REGISTRY_RETRY_S} s with the peers known`);
+    error = why;
     return done(false, declared, null);
   };
 
@@ -106,10 +110,14 @@ export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefresh
       const answer = await deps.rpc.call("declare", [[deps.nodeIp, deps.address]]);
       declared = answer === true;
       if (declared) logger.log(3, `Declared ${deps.address} to the registry`);
-      else logger.warn(`the registry did not accept our declaration (is ${deps.nodeIp} inside its network?)`);
+      else {
+        error = `the registry did not accept our declaration (is ${deps.nodeIp} inside its network?)`;
+        logger.warn(error);
+      }
     } catch (e) {
       if (!(e instanceof XmlRpcFault)) return retry(explain(e), null);
-      logger.warn(`cannot declare ourselves: ${explain(e)}`);
+      error = `cannot declare ourselves: ${explain(e)}`;
+      logger.warn(error);
     }
   }
 
@@ -134,20 +142,14 @@ export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefresh
   return done(true, declared, result);
 }
 
-/** The timer functions the refresh loop uses (setTimeout/clearTimeout fit). */
-export interface Timer<H> {
-  setTimeout(fn: () => void, ms: number): H;
-  clearTimeout(handle: H): void;
-}
-
 /**
  * Runs refreshPeers now and then forever, each round when the previous one
  * says. `deps` is called before each round so the address list and LAN
  * peers are current. Returns a function that stops the loop.
  */
-export function runPeersRefresh<H>(deps: () => PeersRefreshDeps, timer: Timer<H>, onRound?: (r: PeersRefreshResult) => void): () => void {
+export function runPeersRefresh(deps: () => PeersRefreshDeps, timers: Timers, onRound?: (r: PeersRefreshResult) => void): () => void {
   let stopped = false;
-  let handle: H | null = null;
+  let handle: Timer | null = null;
   const round = (): void => {
     handle = null;
     let pending: Promise<PeersRefreshResult>;
@@ -164,12 +166,12 @@ export function runPeersRefresh<H>(deps: () => PeersRefreshDeps, timer: Timer<H>
       })
       .catch(() => REGISTRY_RETRY_S)
       .then((delayS) => {
-        if (!stopped) handle = timer.setTimeout(round, delayS * 1000);
+        if (!stopped) handle = timers.after(delayS * 1000, round);
       });
   };
   round();
   return () => {
     stopped = true;
-    if (handle !== null) timer.clearTimeout(handle);
+    handle?.cancel();
   };
 }

@@ -3,7 +3,7 @@
 // Legacy Python nodes must accept these tunnels, so every option below is
 // the legacy's, in the legacy's meaning.
 
-import { Bits, PeerAddress, bitsToIpv6 } from "./utils/address";
+import { Bits, PeerAddress, bitsToIpv6, dialProto } from "./utils/address";
 
 /** What every OpenVPN process of a node shares. */
 export interface OpenvpnCommon {
@@ -67,11 +67,6 @@ export function openvpnServerArgv(c: OpenvpnCommon, s: ServerOptions): string[] 
   ];
 }
 
-/** How a connecting node dials an advertised address (SPEC section 2). */
-export function remoteProto(advertised: PeerAddress["proto"]): "udp" | "tcp-client" {
-  return advertised === "udp" ? "udp" : "tcp-client";
-}
-
 export function openvpnClientArgv(c: OpenvpnCommon, dev: string, remotes: readonly PeerAddress[]): string[] {
   const hook = `${c.hookDir}/ovpn-client`;
   return [
@@ -81,7 +76,7 @@ export function openvpnClientArgv(c: OpenvpnCommon, dev: string, remotes: readon
     "--dev", dev,
     "--up", hook,
     "--route-up", `${hook} ${c.eventFd}`,
-    ...remotes.flatMap((r) => ["--remote", r.ip, String(r.port), remoteProto(r.proto)]),
+    ...remotes.flatMap((r) => ["--remote", r.ip, String(r.port), dialProto(r.proto)]),
   ];
 }
 
@@ -115,32 +110,4 @@ export function babeldArgv(b: BabeldOptions): string[] {
     ...(b.wireless ? ["-w"] : []),
     ...b.interfaces,
   ];
-}
-
-/** The longest path of a UNIX socket (sun_path is 108 bytes, with its NUL). */
-export const MAX_SOCKET_PATH = 107;
-
-/** rxcost of a retiring tunnel: far above any route's metric in an overlay (96 per hop). */
-export const RETIRING_RXCOST = 4096;
-
-/**
- * Requests to babeld (lib/babel-control.ts) that move routes off a tunnel
- * shortly before it closes, while it still carries traffic. babeld ignores
- * new parameters for an interface it has (its local interface can only
- * flush one and declare it anew), so the interface is flushed and declared
- * again with a receive cost no route should pay: our own routes through it
- * move at once; the peer sees our hellos restart (a new neighbour, unusable
- * for two hellos), moves its routes then, and afterwards hears the high cost
- * in our IHUs. Link quality keeps that cost finite while hellos are counted
- * again, and makes our own cost through the tunnel high as well. Without
- * this the peer routes into the closed tunnel until it misses our hellos
- * (about 3 hello intervals: docs/benchmarks.md).
- */
-export function babelRetireLines(iface: string): string[] {
-  return [`flush interface ${iface}`, `interface ${iface} rxcost ${RETIRING_RXCOST} link-quality true`];
-}
-
-/** Requests that give `iface` back babeld's defaults (wired, or wireless with -w) for its next tunnel. */
-export function babelRestoreLines(iface: string, wireless: boolean): string[] {
-  return [`interface ${iface} rxcost ${wireless ? 256 : 96} link-quality ${wireless ? "true" : "false"}`];
 }

@@ -5,25 +5,10 @@
 import http from "node:http";
 import { isIPv6 } from "node:net";
 import { gunzipSync } from "node:zlib";
-import { XmlRpcParseError, XmlRpcValue, parseMethodResponse, serializeMethodCall } from "./xmlrpc";
+import { XmlRpcFault, XmlRpcParseError, XmlRpcValue, parseMethodResponse, serializeMethodCall } from "./xmlrpc";
 
-/** The server answered with an XML-RPC fault: the call was refused. */
-export class XmlRpcFault extends Error {
-  override name = "XmlRpcFault";
-  constructor(readonly method: string, readonly faultCode: number, readonly faultString: string) {
-    super(`${method}: ${faultString}`);
-  }
-  /**
-   * The fault's message without the Python class prefix: a legacy registry
-   * sends "<class 'LookupError'>:text" (Python 2: "<type 'exceptions.X'>:text").
-   * Falls back to the class name when the message is empty.
-   */
-  get detail(): string {
-    const m = /^<(?:class|type) '(?:exceptions\.)?([\w.]+)'>:([\s\S]*)$/.exec(this.faultString);
-    if (!m) return this.faultString;
-    return m[2]!.trim() || m[1]!;
-  }
-}
+// The faults it rejects with are the codec's (lib/xmlrpc.ts), re-exported for its callers.
+export { XmlRpcFault } from "./xmlrpc";
 
 /** The call did not get an XML-RPC answer: unreachable, timed out, not a registry. */
 export class RpcTransportError extends Error {

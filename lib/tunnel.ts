@@ -1,11 +1,12 @@
 // The tunnel policy (legacy module `tunnel`, SPEC section 6): which client
 // tunnels to close and which peers to open tunnels to at each
-// --tunnel-refresh. Pure: the main loop passes what it observed (tunnels and
-// whether their OpenVPN still runs, routes per interface, smoothed traffic,
-// unused peers from peers.db, LAN peers) and a random source, and executes
-// the plan it gets back. Nothing here spawns, kills, reads files or the clock.
+// --tunnel-refresh, and when. Pure: the tunnel executor
+// (lib/daemon/tunnels.ts) passes a read-only snapshot of what it observed
+// (each tunnel's state, routes per interface, smoothed traffic, unused peers
+// from peers.db, LAN peers), the time and a random source, and executes the
+// plan it gets back. Nothing here spawns, kills, reads files or the clock.
 
-import { type Bits, parseAddressList } from "./utils/address";
+import { type Bits, type PeerAddress, parseAddressList } from "./utils/address";
 
 /** At most this many client interfaces, client1..client12 (SPEC section 6). */
 export const MAX_CLIENT_TUNNELS = 12;
@@ -30,11 +31,18 @@ export function refreshCount(refreshRate: number, wanted: number): number {
   return Math.min(wanted, Math.ceil(Math.min(refreshRate, 1) * wanted - EPSILON));
 }
 
-/** The lowest-numbered client interface not in `inUse`, or null when all 12 are taken. */
-export function freeInterface(inUse: Iterable<string>, cap: number = MAX_CLIENT_TUNNELS): string | null {
-  const used = new Set(inUse);
-  return CLIENT_INTERFACES.slice(0, cap).find((i) => !used.has(i)) ?? null;
-}
+/**
+ * A tunnel is judged weak only after this many hello intervals (and a
+ * refresh interval): babel must have routed over it.
+ */
+export const SETTLE_HELLOS = 4;
+/**
+ * How long before a retired tunnel closes babel moves the routes off it, in
+ * hello intervals: the peer drops us at our next hello (at once) and learns
+ * the new cost from the IHUs that follow within two hellos; four leave a
+ * margin. Not earlier: the replacement opened beside it comes up meanwhile.
+ */
+export const DRAIN_HELLOS = 4;
 
 // ---- Traffic ---------------------------------------------------------------
 
@@ -75,47 +83,27 @@ export function updateTraffic(prev: Traffic, sample: TrafficSample | null, smoot
   return { last: sample, rate: prev.rate === null ? now : (1 - smooth) * prev.rate + smooth * now };
 }
 
-// ---- Peer addresses --------------------------------------------------------
-
-/** One `--remote IP PORT PROTO` of a client tunnel. */
-export interface Remote {
-  ip: string;
-  port: number;
-  proto: "udp" | "tcp-client";
-}
-
-/**
- * The remotes to dial for an advertised address list, or null when the list
- * is malformed (then nothing of it may reach OpenVPN's command line, SPEC
- * section 2). A legacy node behind UPnP advertises `tcp-server`: it listens,
- * so we dial it as `tcp-client`.
- */
-export function peerRemotes(address: string): Remote[] | null {
-  const items = parseAddressList(address);
-  if (items === null) return null;
-  return items.map((a) => ({ ip: a.ip, port: a.port, proto: a.proto === "udp" ? "udp" : "tcp-client" }));
-}
-
-/** `--remote IP PORT PROTO` words for OpenVPN's argv, in the list's order. */
-export function remoteArgs(remotes: readonly Remote[]): string[] {
-  return remotes.flatMap((r) => ["--remote", r.ip, String(r.port), r.proto]);
-}
-
 // ---- Refresh plan ----------------------------------------------------------
 
-/** A client tunnel as the main loop tracks it. */
+/**
+ * Where a client tunnel is in its life: its OpenVPN started (`opening`),
+ * connected (`up`: the route-up hook reported), chosen as weak by a refresh
+ * (`retiring`: it runs on beside its replacement), its routes moved off it
+ * before the next refresh closes it (`draining`), or its OpenVPN exited
+ * (`dead`, ping-exit, refused, crashed). Closed tunnels are not in a snapshot.
+ */
+export type TunnelState = "opening" | "up" | "retiring" | "draining" | "dead";
+
+/** A client tunnel as the planner sees it: a read-only snapshot, not the executor's record. */
 export interface Tunnel {
   /** The peer's prefix (bit string). */
-  prefix: Bits;
-  iface: string;
-  /** When it was opened, same clock as the main loop's; older goes first among equals. */
-  openedAt: number;
-  /** False once its OpenVPN exited (ping-exit, refused, crashed). */
-  alive: boolean;
-  /** Chosen as weak by the previous refresh: its replacement was opened then, it closes now. */
-  retiring: boolean;
+  readonly prefix: Bits;
+  readonly iface: string;
+  /** When it was opened, on RefreshParams.now's clock; older goes first among equals. */
+  readonly openedAt: number;
+  readonly state: TunnelState;
   /** Smoothed bytes/s (Traffic.rate); null when not yet measured. */
-  traffic: number | null;
+  readonly traffic: number | null;
 }
 
 /** An unused peer from peers.db (a PeerRow fits). */
@@ -148,13 +136,13 @@ export interface RefreshParams {
   ownPrefix: Bits;
   /** Uniform in [0, 1): breaks the last ties among equally weak tunnels. */
   rng: () => number;
+  /** The time of this refresh, ms, the clock of Tunnel.openedAt. */
+  now: number;
+  /** --hello, s. */
+  hello: number;
+  /** --tunnel-refresh, s: when the next refresh comes. */
+  tunnelRefresh: number;
   protectedRatio?: number;
-  /**
-   * Tunnels opened after this time (the clock of Tunnel.openedAt) are still
-   * settling, babel may not route over them yet: never replaced as weak.
-   * Default: every tunnel is judged.
-   */
-  settledBefore?: number;
   /** Interface cap, for tests; never above 12. */
   maxTunnels?: number;
 }
@@ -171,12 +159,18 @@ export type CloseReason = "dead" | "lan" | "retired" | "weak" | "excess" | "shut
 export type PeerMark = 1 | 0 | -1 | "remove";
 
 export type RefreshStep =
+  /** Forget a peer whose advertised address list is malformed: delete its peers.db row. */
+  | { kind: "forget"; prefix: Bits; reason: "malformed" }
   /** Stop the tunnel's OpenVPN and wait for it to exit (its interface is free then); then mark the peer. */
   | { kind: "close"; prefix: Bits; iface: string; reason: CloseReason; mark: PeerMark }
-  /** Start a client on `iface` with `remotes`; mark the peer used (1), or dead (-1) if it cannot start. */
-  | { kind: "open"; prefix: Bits; address: string; iface: string; remotes: Remote[] }
-  /** Keep the tunnel running but set its `retiring` flag: the next refresh closes it. */
-  | { kind: "retire"; prefix: Bits; iface: string };
+  /** Start a client on `iface` dialling `remotes` (the peer's address list, parsed); mark the peer used (1), or dead (-1) if it cannot start. */
+  | { kind: "open"; prefix: Bits; address: string; iface: string; remotes: PeerAddress[] }
+  /**
+   * The tunnel goes on running beside its replacement (state `retiring`); at
+   * `drainAt` (RefreshParams.now's clock) babel moves the routes off it
+   * (`draining`), and the next refresh closes it.
+   */
+  | { kind: "retire"; prefix: Bits; iface: string; drainAt: number };
 
 export type SkipReason = "own" | "lan" | "in-use" | "duplicate" | "malformed";
 
@@ -184,7 +178,7 @@ export interface RefreshPlan {
   wanted: number;
   /** Execute in this order; see planRefresh. */
   steps: RefreshStep[];
-  /** Candidates not tunnelled to, for the log; "malformed" ones may be removed from peers.db. */
+  /** Candidates not tunnelled to, for the log ("malformed" ones also get a forget step). */
   skipped: Array<{ prefix: Bits; reason: SkipReason }>;
 }
 
@@ -225,13 +219,14 @@ export function rankWeakest(
  */
 export function usableCandidates(
   candidates: readonly Candidate[], ownPrefix: Bits, lan: ReadonlySet<Bits>, tunnelled: ReadonlySet<Bits>,
-): { usable: Array<Candidate & { remotes: Remote[] }>; skipped: RefreshPlan["skipped"] } {
-  const usable: Array<Candidate & { remotes: Remote[] }> = [];
+): { usable: Array<Candidate & { remotes: PeerAddress[] }>; skipped: RefreshPlan["skipped"] } {
+  const usable: Array<Candidate & { remotes: PeerAddress[] }> = [];
   const skipped: RefreshPlan["skipped"] = [];
   const seen = new Set<Bits>();
   const ordered = [...candidates].sort((a, b) => (a.used === 0 ? 0 : 1) - (b.used === 0 ? 0 : 1));
   for (const c of ordered) {
-    const remotes = peerRemotes(c.address);
+    // A malformed list must never reach OpenVPN's command line (SPEC section 2).
+    const remotes = parseAddressList(c.address);
     const reason: SkipReason | null =
       c.prefix === ownPrefix ? "own"
       : lan.has(c.prefix) ? "lan"
@@ -249,8 +244,16 @@ export function usableCandidates(
 /**
  * One tunnel refresh (SPEC section 6).
  *
- * Ordering contract: the main loop executes `steps` in order, one at a time,
+ * Input contract: `state` is a snapshot the planner only reads; every time
+ * (Tunnel.openedAt, params.now) is in milliseconds of one clock; the timing
+ * rules are here, from params.hello and params.tunnelRefresh: a tunnel
+ * opened less than max(tunnelRefresh, SETTLE_HELLOS hellos) ago is still
+ * settling, and a retired tunnel drains DRAIN_HELLOS hellos before the next
+ * refresh (retire's drainAt).
+ *
+ * Ordering contract: the executor runs `steps` in order, one at a time,
  * and a close is complete when its OpenVPN has exited. The steps come as:
+ *   0. forget peers whose address list is malformed (peers.db rows deleted);
  *   1. close dead tunnels (OpenVPN already exited), peer marked -1;
  *   2. close tunnels to LAN peers (the LAN is a path already), peer removed;
  *   3. close the tunnels the previous refresh retired (their replacements
@@ -282,16 +285,19 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
     steps.push({ kind: "close", prefix: t.prefix, iface: t.iface, reason, mark });
   };
 
-  const dead = state.tunnels.filter((t) => !t.alive);
-  const live = state.tunnels.filter((t) => t.alive);
+  const retiring = (t: Tunnel): boolean => t.state === "retiring" || t.state === "draining";
+  const dead = state.tunnels.filter((t) => t.state === "dead");
+  const live = state.tunnels.filter((t) => t.state !== "dead");
   const onLan = live.filter((t) => lan.has(t.prefix));
-  const retired = live.filter((t) => !lan.has(t.prefix) && t.retiring);
-  const keep = live.filter((t) => !lan.has(t.prefix) && !t.retiring);
+  const retired = live.filter((t) => !lan.has(t.prefix) && retiring(t));
+  const keep = live.filter((t) => !lan.has(t.prefix) && !retiring(t));
+
+  const { usable, skipped } = usableCandidates(state.candidates, params.ownPrefix, lan, new Set(state.tunnels.map((t) => t.prefix)));
+  for (const s of skipped) if (s.reason === "malformed") steps.push({ kind: "forget", prefix: s.prefix, reason: "malformed" });
   dead.forEach((t) => close(t, "dead", -1));
   onLan.forEach((t) => close(t, "lan", "remove"));
   retired.forEach((t) => close(t, "retired", 0));
 
-  const { usable, skipped } = usableCandidates(state.candidates, params.ownPrefix, lan, new Set(state.tunnels.map((t) => t.prefix)));
   const { weakest, protected: prot } = rankWeakest(keep, state.routes, params.rng, params.protectedRatio);
 
   // Too many tunnels (the wanted count shrank): close the weakest, protected last.
@@ -303,7 +309,7 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
 
   // Replace at least refreshCount tunnels, counting refills; only as many weak ones as there are spare peers.
   const deficit = Math.max(0, wanted - staying);
-  const settledBefore = params.settledBefore ?? Infinity;
+  const settledBefore = params.now - Math.max(params.tunnelRefresh, SETTLE_HELLOS * params.hello) * 1000;
   const replaceable = weakest.filter((t) => !excessive.includes(t) && t.openedAt <= settledBefore);
   const replace = Math.min(
     Math.max(0, refreshCount(params.refreshRate, wanted) - deficit),
@@ -315,7 +321,7 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
 
   // Interfaces: fresh ones (never used, or freed by a dead tunnel) first, then those closed above.
   const allIfaces = CLIENT_INTERFACES.slice(0, cap);
-  const held = new Set(state.tunnels.filter((t) => t.alive).map((t) => t.iface));
+  const held = new Set(live.map((t) => t.iface));
   const fresh = allIfaces.filter((i) => !held.has(i));
   const closedNow = new Set([...onLan, ...retired, ...excessive].map((t) => t.iface));
   const reusable = allIfaces.filter((i) => closedNow.has(i));
@@ -330,11 +336,14 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
     }
     steps.push({ kind: "open", prefix: peer.prefix, address: peer.address, iface, remotes: peer.remotes });
   }
-  pendingVictims.forEach((t) => steps.push({ kind: "retire", prefix: t.prefix, iface: t.iface }));
+  const drainAt = params.now + Math.max(0, params.tunnelRefresh - DRAIN_HELLOS * params.hello) * 1000;
+  pendingVictims.forEach((t) => steps.push({ kind: "retire", prefix: t.prefix, iface: t.iface, drainAt }));
   return { wanted, steps, skipped };
 }
 
 /** Closing every client tunnel when the daemon stops: peers back to free (dead ones to -1). */
-export function planShutdown(tunnels: readonly Tunnel[]): RefreshStep[] {
-  return tunnels.map((t) => ({ kind: "close", prefix: t.prefix, iface: t.iface, reason: t.alive ? "shutdown" : "dead", mark: t.alive ? 0 : -1 }));
+export function planShutdown(tunnels: readonly Tunnel[]): Array<Extract<RefreshStep, { kind: "close" }>> {
+  return tunnels.map((t) => (t.state === "dead"
+    ? { kind: "close", prefix: t.prefix, iface: t.iface, reason: "dead", mark: -1 }
+    : { kind: "close", prefix: t.prefix, iface: t.iface, reason: "shutdown", mark: 0 }));
 }

@@ -8,7 +8,9 @@
 // miniupnpd and most current routers speak it).
 
 import { createSocket } from "node:dgram";
-import type { PeerAddress } from "./utils/address";
+import { type PeerAddress, addressesFor } from "./utils/address";
+import { type Logger, silentLogger } from "./utils/log";
+import { type Timer, type Timers, withTimeout } from "./utils/timers";
 
 export type IgdProtocol = "UDP" | "TCP";
 
@@ -36,12 +38,7 @@ export interface Igd {
 /** One --pp, as lib/daemon/args.ts gives it. */
 export interface ServerPort {
   port: number;
-  proto: string; // "udp" | "tcp-server"
-}
-
-export interface Timers<H> {
-  setTimeout(fn: () => void, ms: number): H;
-  clearTimeout(h: H): void;
+  proto: "udp" | "tcp-server";
 }
 
 export const FIRST_EXTERNAL_PORT = 1000;
@@ -53,6 +50,8 @@ export const LEASE_S = 7200;
 export const RENEW_MS = 3600_000;
 /** How long discovery may take: a node without a gateway must start quickly. */
 export const DISCOVERY_TIMEOUT_MS = 3000;
+/** Longest the removal of the mappings may delay the daemon's exit (a discovery still running included). */
+export const UPNP_STOP_MS = DISCOVERY_TIMEOUT_MS + 5000;
 /** Bound on each SOAP request to the gateway. */
 export const REQUEST_TIMEOUT_MS = 5000;
 export const DESCRIPTION = "vifibnet";
@@ -60,26 +59,17 @@ export const DESCRIPTION = "vifibnet";
 export interface Mapped {
   internalPort: number;
   externalPort: number;
-  protocol: IgdProtocol;
+  /** The --pp proto it serves. */
+  proto: ServerPort["proto"];
 }
 
 export function igdProtocol(proto: string): IgdProtocol {
   return proto === "udp" ? "UDP" : "TCP";
 }
 
-/** The address list items for our mappings: the connecting side's proto (SPEC section 2). */
-export function advertisedFor(externalIp: string, mapped: readonly Mapped[]): PeerAddress[] {
-  return mapped.map((m) => ({ ip: externalIp, port: m.externalPort, proto: m.protocol === "UDP" ? "udp" : "tcp-client" }));
-}
-
-interface Log {
-  log(level: number, message: string): void;
-  warn(message: string): void;
-}
-
-export interface ForwarderOptions<H> {
-  timers: Timers<H>;
-  logger?: Log;
+export interface ForwarderOptions {
+  timers: Timers;
+  logger?: Logger;
   /** Called after a renewal changed the external IP or a port. */
   onChange?: (addresses: PeerAddress[]) => void;
   firstPort?: number;
@@ -88,25 +78,23 @@ export interface ForwarderOptions<H> {
   renewMs?: number;
 }
 
-const silent: Log = { log: () => {}, warn: () => {} };
-
-export class PortForwarder<H = unknown> {
+export class PortForwarder {
   private mapped: Mapped[] = [];
-  private timer: H | null = null;
+  private timer: Timer | null = null;
   private stopped = false;
   private renewing: Promise<void> | null = null;
-  private readonly logger: Log;
+  private readonly logger: Logger;
 
-  private constructor(private readonly igd: Igd, private readonly pp: readonly ServerPort[], private ip: string, private readonly opts: ForwarderOptions<H>) {
-    this.logger = opts.logger ?? silent;
+  private constructor(private readonly igd: Igd, private readonly pp: readonly ServerPort[], private ip: string, private readonly opts: ForwarderOptions) {
+    this.logger = opts.logger ?? silentLogger;
   }
 
   /**
    * Maps every --pp on `igd`. Resolves to null when the gateway gives no
    * external IP or no mapping could be made (nothing is left mapped then).
    */
-  static async start<H>(igd: Igd, pp: readonly ServerPort[], opts: ForwarderOptions<H>): Promise<PortForwarder<H> | null> {
-    const logger = opts.logger ?? silent;
+  static async start(igd: Igd, pp: readonly ServerPort[], opts: ForwarderOptions): Promise<PortForwarder | null> {
+    const logger = opts.logger ?? silentLogger;
     let ip: string;
     try {
       ip = await igd.externalIp();
@@ -142,7 +130,7 @@ export class PortForwarder<H = unknown> {
   /** First free external port from firstPort upward (skipping our own), bounded tries. */
   private async mapOne(p: ServerPort): Promise<Mapped | null> {
     const protocol = igdProtocol(p.proto);
-    const ours = new Set(this.mapped.filter((m) => m.protocol === protocol).map((m) => m.externalPort));
+    const ours = new Set(this.mapped.filter((m) => igdProtocol(m.proto) === protocol).map((m) => m.externalPort));
     let port = this.firstPort;
     let lastError = "";
     for (let tries = 0; tries < (this.opts.maxTries ?? MAX_PORT_TRIES) && port <= 65535; port++) {
@@ -151,7 +139,7 @@ export class PortForwarder<H = unknown> {
       try {
         const reserved = await this.igd.addMapping(this.request(port, p));
         this.logger.log(2, `UPnP: mapped ${this.ip}:${reserved}/${protocol} to ${this.igd.internalHost}:${p.port}`);
-        return { internalPort: p.port, externalPort: reserved, protocol };
+        return { internalPort: p.port, externalPort: reserved, proto: p.proto };
       } catch (e) {
         lastError = (e as Error).message;
         this.logger.log(3, `UPnP: external port ${port}/${protocol} refused (${lastError}); trying the next`);
@@ -161,27 +149,20 @@ export class PortForwarder<H = unknown> {
     return null;
   }
 
+  /** The address list items for our mappings, as peers dial them. */
   addresses(): PeerAddress[] {
-    return advertisedFor(this.ip, this.mapped);
-  }
-
-  get externalIp(): string {
-    return this.ip;
-  }
-
-  mappings(): readonly Mapped[] {
-    return this.mapped;
+    return addressesFor(this.ip, this.mapped.map((m) => ({ port: m.externalPort, proto: m.proto })));
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = this.opts.timers.setTimeout(() => {
+    this.timer = this.opts.timers.after(this.opts.renewMs ?? RENEW_MS, () => {
       this.timer = null;
       this.renewing = this.renew().finally(() => {
         this.renewing = null;
         this.schedule();
       });
-    }, this.opts.renewMs ?? RENEW_MS);
+    });
   }
 
   /** Renews every mapping; a lost one is mapped again from the first port. */
@@ -197,7 +178,7 @@ export class PortForwarder<H = unknown> {
     for (const p of this.pp) {
       if (this.stopped) return;
       const protocol = igdProtocol(p.proto);
-      const old = this.mapped.find((m) => m.internalPort === p.port && m.protocol === protocol);
+      const old = this.mapped.find((m) => m.internalPort === p.port && m.proto === p.proto);
       if (old) {
         try {
           const reserved = await this.igd.addMapping(this.request(old.externalPort, p));
@@ -226,31 +207,21 @@ export class PortForwarder<H = unknown> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer !== null) this.opts.timers.clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     await this.renewing?.catch(() => {});
     const mapped = this.mapped;
     this.mapped = [];
     await Promise.all(mapped.map(async (m) => {
+      const protocol = igdProtocol(m.proto);
       try {
-        await this.igd.removeMapping(m.externalPort, m.protocol);
-        this.logger.log(2, `UPnP: removed the mapping of ${m.externalPort}/${m.protocol}`);
+        await this.igd.removeMapping(m.externalPort, protocol);
+        this.logger.log(2, `UPnP: removed the mapping of ${m.externalPort}/${protocol}`);
       } catch (e) {
-        this.logger.warn(`UPnP: could not remove the mapping of ${m.externalPort}/${m.protocol}: ${(e as Error).message}`);
+        this.logger.warn(`UPnP: could not remove the mapping of ${m.externalPort}/${protocol}: ${(e as Error).message}`);
       }
     }));
   }
-}
-
-/** Rejects after `ms` unless `p` settles first. */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** Our source address towards `host` (no packet is sent: connect() on UDP only picks the route). */
@@ -339,7 +310,7 @@ export function ssdpSearch(timeoutMs: number): Promise<URL | null> {
  * Finds the LAN's IPv4 Internet Gateway Device (UPnP IGD v2); null when none
  * answers within `timeoutMs` (or anything fails).
  */
-export async function discoverIgd(timeoutMs: number = DISCOVERY_TIMEOUT_MS, logger: Log = silent): Promise<Igd | null> {
+export async function discoverIgd(timeoutMs: number = DISCOVERY_TIMEOUT_MS, logger: Logger = silentLogger): Promise<Igd | null> {
   let gw: NatGateway;
   try {
     const location = await ssdpSearch(timeoutMs);

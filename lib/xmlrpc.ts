@@ -36,6 +36,24 @@ export interface Fault {
   faultString: string;
 }
 
+/** A server answered `method` with an XML-RPC fault: the call was refused. */
+export class XmlRpcFault extends Error {
+  override name = "XmlRpcFault";
+  constructor(readonly method: string, readonly faultCode: number, readonly faultString: string) {
+    super(`${method}: ${faultString}`);
+  }
+  /**
+   * The fault's message without the Python class prefix: a legacy registry
+   * sends "<class 'LookupError'>:text" (Python 2: "<type 'exceptions.X'>:text").
+   * Falls back to the class name when the message is empty.
+   */
+  get detail(): string {
+    const m = /^<(?:class|type) '(?:exceptions\.)?([\w.]+)'>:([\s\S]*)$/.exec(this.faultString);
+    if (!m) return this.faultString;
+    return m[2]!.trim() || m[1]!;
+  }
+}
+
 interface Elem {
   name: string;
   children: Elem[];

@@ -1,9 +1,9 @@
 // The README's main job: a real vifibnet overlay on this machine. With the
-// network harness (test/helpers/overlay.ts) it builds a hub namespace with the
+// network harness (harness/overlay.ts) it builds a hub namespace with the
 // registry and a mail catcher, N node namespaces joined with vifibnet-setup,
 // and starts a vifibnet daemon (OpenVPN + babeld) in each. While they
 // converge it prints a live table of nodes, tunnels and reachability, and
-// writes a picture of the overlay (SVG) from the daemons' own state. Ctrl-C,
+// writes a picture of the overlay (SVG) from the daemons' own status. Ctrl-C,
 // or --duration seconds after every pair is reachable, tears it all down.
 // Needs root (namespaces, tun devices).
 
@@ -11,9 +11,9 @@ import { ArgumentParser } from "argparse";
 import { cpSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Lab } from "../test/helpers/netns";
-import { Overlay } from "../test/helpers/overlay";
-import { NodeView, allReachable, edges, observe, prefixIndex, svg, table } from "./overlay-view";
+import { Lab } from "../harness/netns";
+import { Overlay } from "../harness/overlay";
+import { NodeView, allReachable, edges, observe, svg, table } from "./overlay-view";
 
 interface Args { nodes: number; duration: number; hello: number; svg: string; keep: boolean; timeout: number }
 
@@ -70,7 +70,6 @@ async function main(): Promise<number> {
   say(`Look inside: ip netns exec ${net.nodes[0]!.ns} ping -6 ${net.nodes[1]!.address}`);
   say(`Picture: ${svgPath}`);
 
-  const prefixes = prefixIndex(net);
   const tty = process.stdout.isTTY === true;
   let convergedAt: number | null = null;
   let drawn = 0;
@@ -82,7 +81,7 @@ async function main(): Promise<number> {
   while (!done) {
     const round = Date.now();
     net.checkDaemons();
-    view = await observe(net, prefixes);
+    view = await observe(net);
     if (done) break;
     const now = Date.now();
     if (convergedAt === null && allReachable(view)) convergedAt = now;

@@ -1,20 +1,17 @@
-// What the demo shows of a running overlay (test/helpers/overlay.ts), read
-// from the daemons' own state: each node's client tunnels that are up
-// (clientN interfaces, from `ip link`) matched with the peer each daemon
-// logged for it ("Opened a tunnel to <prefix> on clientN"), and which other
-// nodes answer a ping6 on their overlay address. Plus the table and the SVG.
+// What the demo shows of a running overlay (harness/overlay.ts), read from
+// the daemons' own status (`vifibnet status`, through each one's control
+// socket): each node's client tunnels that are connected and to which node,
+// and which other nodes answer a ping6 on their overlay address. Plus the
+// table and the SVG.
 
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { checkNodeCertificate } from "../lib/utils/x509";
-import type { Overlay } from "../test/helpers/overlay";
+import type { Overlay } from "../harness/overlay";
 
 export interface NodeView {
   name: string;
   ns: string;
   address: string;
   ip: string;
-  /** Client tunnels up: interface → index of the peer node (-1: unknown peer). */
+  /** Client tunnels connected: interface → index of the peer node (-1: unknown peer). */
   tunnels: Array<{ iface: string; peer: number }>;
   /** Indexes of the other nodes that answer a ping6 from this one. */
   reaches: number[];
@@ -22,24 +19,11 @@ export interface NodeView {
 
 export const nodeName = (i: number): string => `node${i + 1}`;
 
-/** Certificate prefix → node index, for every node of the overlay. */
-export function prefixIndex(net: Overlay): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const n of net.nodes) {
-    const caPem = readFileSync(join(n.dir, "ca.pem"), "utf8");
-    m.set(checkNodeCertificate(readFileSync(join(n.dir, "cert.crt"), "utf8"), caPem).prefix!, n.index);
-  }
-  return m;
-}
-
-/** One look at every node: its tunnels up and whom it reaches (all pings in parallel, about 1 s). */
-export async function observe(net: Overlay, prefixes: Map<string, number>): Promise<NodeView[]> {
+/** One look at every node: its tunnels and whom it reaches (all pings in parallel, about 1 s). */
+export async function observe(net: Overlay): Promise<NodeView[]> {
   return Promise.all(net.nodes.map(async (n) => {
-    const up = new Set(await net.clientsUp(n.index));
-    const last = new Map<string, string>();
-    for (const m of (n.daemon?.err() ?? "").matchAll(/Opened a tunnel to (\S+) on (client\d+)/g)) last.set(m[2]!, m[1]!);
-    const tunnels = [...up].sort((a, b) => Number(a.slice(6)) - Number(b.slice(6)))
-      .map((iface) => ({ iface, peer: prefixes.get(last.get(iface) ?? "") ?? -1 }));
+    const tunnels = (await net.tunnelsUp(n.index)).map(({ iface, peer }) => ({ iface, peer }))
+      .sort((a, b) => Number(a.iface.slice(6)) - Number(b.iface.slice(6)));
     const others = net.nodes.filter((o) => o.index !== n.index).map((o) => o.index);
     const ok = await Promise.all(others.map((j) => net.ping(n.index, j)));
     return { name: nodeName(n.index), ns: n.ns, address: n.address, ip: n.ip, tunnels, reaches: others.filter((_, k) => ok[k]) };
@@ -112,6 +96,6 @@ export function svg(view: NodeView[], title: string): string {
       `</g>`,
     );
   });
-  out.push(`</g>`, `<text x="${c}" y="${size + 28}" text-anchor="middle" font-size="12" fill="#555">edges: OpenVPN tunnels up (from the daemons); green: reaches every other node</text>`, `</svg>`, "");
+  out.push(`</g>`, `<text x="${c}" y="${size + 28}" text-anchor="middle" font-size="12" fill="#555">edges: OpenVPN tunnels connected (from the daemons' status); green: reaches every other node</text>`, `</svg>`, "");
   return out.join("\n");
 }

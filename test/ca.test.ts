@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { bitsToIpv6 } from "../lib/utils/address";
 import { loadCa } from "../lib/utils/cert";
-import { BIN } from "./helpers/registry";
+import { BIN } from "../harness/paths";
 
 const dir = mkdtempSync(join(tmpdir(), "vifibnet-ca-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

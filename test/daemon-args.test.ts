@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { ArgsError, DaemonConfig, convertArgLine, parseDaemonArgs, parseDaemonArgsOrThrow, pyRepr } from "../lib/daemon/args";
+import { DaemonConfig, parseDaemonArgs, parseDaemonArgsOrThrow } from "../lib/daemon/args";
+import { ArgsError, convertArgLine, pyRepr } from "../lib/daemon/python";
 
 const ROOT = join(__dirname, "..", "..");
 const FIXTURES = join(ROOT, "fixtures", "daemon-args");

@@ -1,10 +1,10 @@
 // The daemon's edges without a network: startup checks (each a one-line
 // error, exit 1, before anything starts), naming of servers and logs, the
-// advertised address from a route-up, and the child process wrapper.
+// advertised address for a learnt IP, and the child process wrapper.
 
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -12,11 +12,14 @@ import forge from "node-forge";
 import { PeersDb } from "../lib/db";
 import { parseDaemonArgsOrThrow } from "../lib/daemon/args";
 import { Child, liveChildren } from "../lib/daemon/children";
-import { StartupError, addressesFor, findProgram, serverDevice, serverLogName, startupChecks } from "../lib/daemon/main";
+import { StartupError, findProgram, startupChecks } from "../lib/daemon/host";
+import { LogFile } from "../lib/daemon/logs";
+import { serverDevice, serverLogName } from "../lib/daemon/servers";
+import { addressesFor } from "../lib/utils/address";
 import { checkRequest, issueCertificate, loadCa } from "../lib/utils/cert";
 import { checkNodeCertificate } from "../lib/utils/x509";
-import { makeCa, makeCsr } from "./helpers/pki";
-import { BIN } from "./helpers/registry";
+import { makeCa, makeCsr } from "../harness/pki";
+import { BIN } from "../harness/paths";
 
 const tmp = mkdtempSync(join(tmpdir(), "vfb-main-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -108,10 +111,27 @@ describe("naming", () => {
 });
 
 describe("children", () => {
+  test("output to the log file, reopened elsewhere on request", async () => {
+    const path = join(tmp, "out.log");
+    const log = new LogFile(path);
+    let ended: () => void = () => {};
+    const done = new Promise<void>((r) => (ended = r));
+    const c = new Child("talker", "/bin/sh", ["-c", "echo one; sleep 0.3; echo two >&2"], { log, onOutputEnd: () => ended() });
+    await new Promise((r) => setTimeout(r, 150));
+    renameSync(path, path + ".1"); // logrotate moves it away
+    log.reopen();
+    await c.exited;
+    await done;
+    log.close();
+    assert.equal(readFileSync(path + ".1", "utf8"), "one\n");
+    assert.equal(readFileSync(path, "utf8"), "two\n", "written to the new file after the reopen");
+  });
+
   test("events on fd 3, stop with SIGTERM, SIGKILL when ignored", async () => {
     const events: string[] = [];
+    const log = new LogFile(join(tmp, "child.log"));
     const c = new Child("echo", "/bin/sh", ["-c", "printf 'route-up 203.0.113.9\\nclient-connect 5/16\\n' >&3; trap '' TERM; sleep 30"], {
-      logPath: join(tmp, "child.log"), onEvent: (type, arg) => events.push(`${type}|${arg}`),
+      log, onEvent: (type, arg) => events.push(`${type}|${arg}`),
     });
     for (let i = 0; i < 50 && events.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(events, ["route-up|203.0.113.9", "client-connect|5/16"]);
@@ -123,8 +143,11 @@ describe("children", () => {
   });
 
   test("a program that does not exist is an exit with an error", async () => {
-    const c = new Child("none", join(tmp, "no-such-program"), [], { logPath: join(tmp, "child.log") });
+    let ended = false;
+    const c = new Child("none", join(tmp, "no-such-program"), [], { log: new LogFile(join(tmp, "child.log")), onOutputEnd: () => (ended = true) });
     const s = await c.exited;
     assert.ok(s.error);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(ended, "no output will come: the log may be closed");
   });
 });

@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { ROOT } from "./helpers/registry";
-import { OVERLAY_PACKAGES, installPackages } from "./helpers/netns";
+import { ROOT } from "../harness/paths";
+import { OVERLAY_PACKAGES, installPackages } from "../harness/netns";
 
 const isRoot = process.getuid?.() === 0;
 

@@ -1,4 +1,4 @@
-// A routine tunnel refresh in a real vifibnet network (test/helpers/overlay.ts,
+// A routine tunnel refresh in a real vifibnet network (harness/overlay.ts,
 // 4 nodes, --hello 2, --refresh-rate 0.5): a retired tunnel's babel routes
 // move off it before it closes. The daemon declares its interface costly to
 // babeld (control socket in the state directory) and restarts the interface:
@@ -10,21 +10,18 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { babelRequest } from "../lib/babel-control";
-import { RETIRING_RXCOST } from "../lib/plib";
-import { OVERLAY_PACKAGES, installPackages, waitFor } from "./helpers/netns";
-import { Overlay, OverlayNode } from "./helpers/overlay";
+import { RETIRING_RXCOST, babelRequest } from "../lib/babel-control";
+import { waitFor } from "../harness/netns";
+import { OverlayNode } from "../harness/overlay";
+import { scenario } from "../harness/scenario";
 
-const isRoot = process.getuid?.() === 0;
-const skip = isRoot ? false : "needs root: network namespaces and tap devices";
 const HELLO = 2;
 /** babel's infinite metric: the neighbour is unreachable. */
 const INFINITY = 0xffff;
 
 interface Neighbour { address: string; iface: string; rxcost: number; txcost: number }
 
-/** The neighbours node `n`'s babeld knows (its `dump`, through the daemon's control socket). */
+/** The neighbours node `n`'s babeld knows (its own `dump`, through its control socket). */
 async function neighbours(n: OverlayNode): Promise<Neighbour[]> {
   const [dump] = await babelRequest(join(n.dir, "vifibnet.babeld.sock"), ["dump"]);
   return dump!.flatMap((l) => {
@@ -45,29 +42,30 @@ function linkLocal(n: OverlayNode, iface: string): string | null {
   return /inet6 (fe80::[0-9a-f:]+)\//.exec(out)?.[1] ?? null;
 }
 
-describe("routine refresh: routes move off a retired tunnel before it closes", { skip, timeout: 240_000 }, () => {
-  let net: Overlay | undefined;
-  before(() => {
-    installPackages(OVERLAY_PACKAGES);
-  });
-  after(async () => net?.destroy());
-
-  test("costly on both ends while retiring, defaults again after the close", { timeout: 230_000 }, async (t) => {
-    net = await Overlay.create({ nodes: 4, hello: HELLO, connectionCount: 4, tunnelRefresh: 12, peersDbRefresh: 5, refreshRate: 0.5 });
+scenario("routine refresh: routes move off a retired tunnel before it closes; costly on both ends while draining, defaults again after",
+  { nodes: 4, hello: HELLO, connectionCount: 4, tunnelRefresh: 12, peersDbRefresh: 5, refreshRate: 0.5, timeoutMs: 240_000 }, async (net, t) => {
     await net.waitAllPairs(90_000);
 
-    // The first tunnel whose routes a daemon moves off.
-    const MOVED = /Moved babel's routes off the tunnel to (\S+) on (client\d+)/;
+    // The first tunnel a daemon reports draining (babel's routes moved off it).
     let node: OverlayNode | undefined;
-    let moved: RegExpExecArray | null = null;
-    const sawMove = await waitFor(() => {
-      net!.checkDaemons();
-      node = net!.nodes.find((n) => (moved = MOVED.exec(n.daemon!.err())) !== null);
-      return node !== undefined;
+    let draining: { interface: string; prefix: string } | undefined;
+    let retiredBefore = 0; // retired tunnels that node had closed while this one was draining
+    const sawDrain = await waitFor(async () => {
+      net.checkDaemons();
+      for (const n of net.nodes) {
+        const st = await net.status(n.index);
+        draining = st.tunnels.find((x) => x.state === "draining");
+        retiredBefore = st.refresh.closed.retired;
+        if (draining) {
+          node = n;
+          return true;
+        }
+      }
+      return false;
     }, 90_000, 250);
-    assert.ok(sawMove && node && moved, `no daemon moved routes off a retiring tunnel\n${net.diagnostics()}`);
-    const [, prefix, iface] = moved as RegExpExecArray;
-    t.diagnostic(`refresh: node ${node.index} retires its tunnel to ${prefix} on ${iface}`);
+    assert.ok(sawDrain && node && draining, `no daemon moved routes off a retiring tunnel\n${net.diagnostics()}`);
+    const { interface: iface, prefix } = draining;
+    t.diagnostic(`refresh: node ${node.index} drains its tunnel to ${prefix} on ${iface}`);
 
     // Our end: babeld rates the neighbour on that interface costly.
     // Finite: 65535 is babel's unreachable, as the flushed neighbour babeld may
@@ -77,7 +75,7 @@ describe("routine refresh: routes move off a retired tunnel before it closes", {
     assert.ok(ours, `node ${node.index} rates its peer on ${iface} costly: ${JSON.stringify((await neighbours(node)).filter((x) => x.iface === iface))}`);
 
     // The server end: the peer hears that cost from our IHUs.
-    const peer = net.nodes.find((n) => net!.prefix(n.index) === prefix);
+    const peer = net.nodes.find((n) => net.prefix(n.index) === prefix);
     assert.ok(peer, `the node with prefix ${prefix}`);
     const ll = linkLocal(node, iface);
     assert.ok(ll, `${iface}'s link-local address`);
@@ -85,15 +83,16 @@ describe("routine refresh: routes move off a retired tunnel before it closes", {
     assert.ok(theirs, `node ${peer.index} rates node ${node.index} costly: ${JSON.stringify((await neighbours(peer)).filter((x) => x.address === ll))}`);
     t.diagnostic(`refresh: node ${node.index} rxcost ${ours.rxcost} on ${iface}; node ${peer.index} txcost ${theirs.txcost} to it`);
 
-    // The close; then the interface's next tunnel gets babel's default cost (96, wired).
-    const closed = `Closed the tunnel to ${prefix} on ${iface} (retired)`;
-    assert.ok(await waitFor(() => node!.daemon!.err().includes(closed), 30_000, 250), `"${closed}"`);
-    const afterClose = node.daemon!.err().lastIndexOf(closed);
-    // Its next tunnel, once OpenVPN reports it up (one to a full server may never be).
-    const reopened = await waitFor(() => node!.daemon!.err().slice(afterClose).includes(`Tunnel on ${iface} is up`), 60_000, 250);
+    // The close: the tunnel leaves the status, counted as retired.
+    const n = node;
+    assert.ok(await waitFor(async () => !(await net.status(n.index)).tunnels.some((x) => x.interface === iface && x.prefix === prefix), 30_000, 250),
+      `the tunnel to ${prefix} on ${iface} closes`);
+    assert.ok((await net.status(n.index)).refresh.closed.retired > retiredBefore, "counted as a retired tunnel closed");
+    // Its interface's next tunnel, once up (one to a full server may never be), gets babel's default cost (96, wired).
+    const reopened = await waitFor(async () => (await net.status(n.index)).tunnels.some((x) => x.interface === iface && x.state === "up"), 60_000, 250);
     if (reopened) {
-      const fresh = await neighbourWhere(node, (ns) => ns.find((x) => x.iface === iface && x.rxcost < RETIRING_RXCOST), 20_000);
-      assert.ok(fresh, `${iface}'s next tunnel has babel's default cost: ${JSON.stringify((await neighbours(node)).filter((x) => x.iface === iface))}`);
+      const fresh = await neighbourWhere(n, (ns) => ns.find((x) => x.iface === iface && x.rxcost < RETIRING_RXCOST), 20_000);
+      assert.ok(fresh, `${iface}'s next tunnel has babel's default cost: ${JSON.stringify((await neighbours(n)).filter((x) => x.iface === iface))}`);
       assert.equal(fresh.rxcost, 96);
     } else {
       t.diagnostic(`refresh: no tunnel up on ${iface} again within 60 s; the restore was not observed`);
@@ -101,5 +100,3 @@ describe("routine refresh: routes move off a retired tunnel before it closes", {
     net.checkDaemons();
     await net.waitAllPairs(30_000);
   });
-});
-

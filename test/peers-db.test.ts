@@ -27,8 +27,8 @@ const rows = (db: PeersDb): Array<[number, string, number]> => db.peers().map((r
 test("unused peers: free before dead, none in use, random within a class, limited", () => {
   const { db } = fresh();
   for (let n = 1; n <= 30; n++) db.addPeer(p(n), addr(n));
-  for (let n = 1; n <= 10; n++) db.markDead(p(n));
-  for (let n = 11; n <= 15; n++) db.markUsed(p(n));
+  for (let n = 1; n <= 10; n++) db.setUsed(p(n), -1);
+  for (let n = 11; n <= 15; n++) db.setUsed(p(n), 1);
   const all = db.unusedPeers();
   assert.equal(all.length, 25);
   assert.deepEqual(all.map((r) => r.used), [...Array(15).fill(0), ...Array(10).fill(-1)]);
@@ -42,21 +42,21 @@ test("unused peers: free before dead, none in use, random within a class, limite
 test("mark used / unused / dead; unknown prefixes are reported, not created", () => {
   const { db } = fresh();
   db.addPeer(p(1), addr(1));
-  assert.equal(db.markUsed(p(1)), true);
+  assert.equal(db.setUsed(p(1), 1), true);
   assert.deepEqual(rows(db), [[1, addr(1), 1]]);
-  db.markDead(p(1));
+  db.setUsed(p(1), -1);
   assert.deepEqual(rows(db), [[1, addr(1), -1]]);
-  db.markUnused(p(1));
+  db.setUsed(p(1), 0);
   assert.deepEqual(rows(db), [[1, addr(1), 0]]);
-  assert.equal(db.markUsed(p(2)), false);
+  assert.equal(db.setUsed(p(2), 1), false);
   assert.equal(db.count(), 1);
 });
 
 test("at start every peer is free again, dead ones included", () => {
   const { db } = fresh();
   [1, 2, 3].forEach((n) => db.addPeer(p(n), addr(n)));
-  db.markUsed(p(1));
-  db.markDead(p(2));
+  db.setUsed(p(1), 1);
+  db.setUsed(p(2), -1);
   assert.equal(db.resetUsed(), 2);
   assert.deepEqual(rows(db).map((r) => r[2]), [0, 0, 0]);
 });
@@ -74,7 +74,7 @@ test("populate: adds, updates known ones (used kept), skips ourselves and malfor
   const { db, raw } = fresh();
   db.addPeer(p(1), addr(1));
   db.addPeer(OWN, addr(5)); // our own row, e.g. the bootstrap peer was ourselves
-  db.markUsed(p(1));
+  db.setUsed(p(1), 1);
   raw.prepare("UPDATE peers SET date = 1000").run();
   const list: PeerListItem[] = [
     [p(1), "203.0.113.1,1194,udp"],
@@ -100,8 +100,8 @@ test("populate keeps the table bounded: the oldest unused rows go, dead first am
   dates.forEach(([n]) => db.addPeer(p(n!), addr(n!)));
   const setDate = raw.prepare("UPDATE peers SET date = ? WHERE prefix = ?");
   dates.forEach(([n, d]) => setDate.run(d, p(n!)));
-  db.markUsed(p(4)); // oldest, but a tunnel is up to it
-  db.markDead(p(2));
+  db.setUsed(p(4), 1); // oldest, but a tunnel is up to it
+  db.setUsed(p(2), -1);
   const r = db.populate([[p(10), addr(10)], [p(11), addr(11)], [p(3), addr(3)]], OWN, 8);
   // 9 rows, bound 8: among the unused, the oldest (date 100) go first, and of those the dead one.
   assert.deepEqual(r, { added: 2, updated: 1, skipped: 0, dropped: 1 });
@@ -113,7 +113,7 @@ test("populate keeps the table bounded: the oldest unused rows go, dead first am
   assert.equal(left.length, 5);
   // Everything in use: nothing can go, the table may exceed its bound.
   const { db: busy } = fresh();
-  [1, 2].forEach((n) => { busy.addPeer(p(n), addr(n)); busy.markUsed(p(n)); });
+  [1, 2].forEach((n) => { busy.addPeer(p(n), addr(n)); busy.setUsed(p(n), 1); });
   assert.equal(busy.populate([[p(3), addr(3)]], OWN, 2).dropped, 1, "the new unused row goes");
   assert.deepEqual(busy.peers().map((x) => x.used), [1, 1]);
   assert.throws(() => busy.populate([], OWN, 0), RangeError);
@@ -130,7 +130,7 @@ test("populate is one transaction: a failure leaves the table as it was", () => 
 test("a file written by the daemon keeps the legacy schema and opens as a setup-made one", () => {
   const { db, path } = fresh();
   db.populate([[p(1), addr(1)]], OWN, 10);
-  db.markUsed(p(1));
+  db.setUsed(p(1), 1);
   db.close();
   assert.equal(PeersDb.inspect(path), "ready");
   const again = PeersDb.open(path);

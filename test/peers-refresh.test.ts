@@ -8,10 +8,11 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { PeersDb } from "../lib/db";
 import {
-  PEER_LIST_SIZE, PeersRefreshDeps, PeersRefreshResult, REGISTRY_RETRY_S, RpcCaller, Timer, peerListItems, refreshPeers, runPeersRefresh,
+  PEER_LIST_SIZE, PeersRefreshDeps, PeersRefreshResult, REGISTRY_RETRY_S, RpcCaller, peerListItems, refreshPeers, runPeersRefresh,
 } from "../lib/peers-refresh";
-import { RpcTransportError, XmlRpcFault } from "../lib/rpc-client";
-import type { XmlRpcValue } from "../lib/xmlrpc";
+import { RpcTransportError } from "../lib/rpc-client";
+import { XmlRpcFault, type XmlRpcValue } from "../lib/xmlrpc";
+import { ManualTimers, settle } from "./helpers/manual-timers";
 import type { Logger } from "../lib/utils/log";
 
 const tmp = mkdtempSync(join(tmpdir(), "vifibnet-peers-refresh-"));
@@ -59,7 +60,7 @@ test("ok: declares our address, fetches 200 peers into peers.db, next refresh in
   const r = await refreshPeers(deps);
   assert.deepEqual(rpc.calls, [["declare", [[NODE_IP, "198.51.100.5,1194,udp"]]], ["getPeerList", [PEER_LIST_SIZE, NODE_IP]]]);
   assert.equal(PEER_LIST_SIZE, 200);
-  assert.deepEqual(r, { ok: true, declared: true, delayS: 3600, nextAt: NOW + 3600_000, populate: { added: 2, updated: 0, skipped: 1, dropped: 0 } });
+  assert.deepEqual(r, { ok: true, declared: true, delayS: 3600, nextAt: NOW + 3600_000, populate: { added: 2, updated: 0, skipped: 1, dropped: 0 }, error: null });
   assert.deepEqual(db.peers().map((x) => x.prefix), [p(1), p(2)]);
 });
 
@@ -68,7 +69,10 @@ test("registry down: retry in 30 s, peers.db untouched, no throw", async () => {
   db.addPeer(p(1), "198.51.100.1,1194,udp");
   const r = await refreshPeers(deps);
   assert.equal(REGISTRY_RETRY_S, 30);
-  assert.deepEqual(r, { ok: false, declared: null, delayS: 30, nextAt: NOW + 30_000, populate: null });
+  assert.deepEqual(r, {
+    ok: false, declared: null, delayS: 30, nextAt: NOW + 30_000, populate: null,
+    error: "cannot reach the registry at http://[2001:db8:42::1]:9000/RPC2: connection refused",
+  });
   assert.equal((deps.rpc as FakeRegistry).calls.length, 1, "an unreachable registry is not asked twice in a round");
   assert.equal(db.peers().length, 1);
   assert.ok(logger.lines.some((l) => /WARNING: cannot refresh the peers DB: .*connection refused; retrying in 30 s/.test(l)), logger.lines.join("\n"));
@@ -92,6 +96,7 @@ test("a refused declaration (fault or false) is logged; the list is still fetche
     assert.equal(r.ok, true);
     assert.equal(r.delayS, 3600);
     assert.ok(logger.lines.some((l) => l.startsWith("WARNING:")), logger.lines.join("\n"));
+    assert.match(r.error ?? "", /declaration|cannot declare ourselves: the registry refused declare: bad address list/, "the round says why (vifibnet status shows it)");
   }
 });
 
@@ -130,28 +135,22 @@ test("the loop schedules each round after the delay the previous one returned, a
   let registryUp = false;
   const rpc = new FakeRegistry({ getPeerList: () => (registryUp ? [] : down()) });
   const { deps } = setup(rpc, { address: null, refreshInterval: 600 });
-  const scheduled: number[] = [];
-  let pending: (() => void) | null = null;
-  let cleared = 0;
-  const timer: Timer<number> = {
-    setTimeout: (fn, ms) => { scheduled.push(ms); pending = fn; return scheduled.length; },
-    clearTimeout: () => { cleared++; },
-  };
+  const timers = new ManualTimers();
   const rounds: PeersRefreshResult[] = [];
   let roundDone: () => void = () => {};
   const next = (): Promise<void> => new Promise((resolve) => { roundDone = resolve; });
   let wait = next();
-  const stop = runPeersRefresh(() => deps, timer, (r) => { rounds.push(r); roundDone(); });
+  const stop = runPeersRefresh(() => deps, timers, (r) => { rounds.push(r); roundDone(); });
   await wait;
-  await new Promise((r) => setImmediate(r));
-  assert.deepEqual(scheduled, [30_000], "registry down: next round in 30 s");
+  await settle();
+  assert.deepEqual(timers.delays(), [30_000], "registry down: next round in 30 s");
   registryUp = true;
   wait = next();
-  pending!();
+  timers.fireNext();
   await wait;
-  await new Promise((r) => setImmediate(r));
-  assert.deepEqual(scheduled, [30_000, 600_000], "registry back: next round in --peers-db-refresh");
+  await settle();
+  assert.deepEqual(timers.delays(), [600_000], "registry back: next round in --peers-db-refresh");
   assert.deepEqual(rounds.map((r) => r.ok), [false, true]);
   stop();
-  assert.equal(cleared, 1);
+  assert.deepEqual(timers.delays(), [], "stopped: nothing pending");
 });

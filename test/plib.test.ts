@@ -4,9 +4,10 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { OpenvpnCommon, RETIRING_RXCOST, babelRestoreLines, babelRetireLines, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
+import { RETIRING_RXCOST, babelRestoreLines, babelRetireLines } from "../lib/babel-control";
+import { OpenvpnCommon, babeldArgv, openvpnClientArgv, openvpnServerArgv } from "../lib/plib";
 import { networkFromSerial } from "../lib/utils/address";
-import { BIN } from "./helpers/registry";
+import { BIN } from "../harness/paths";
 
 const c: OpenvpnCommon = {
   hello: 15, verbose: 3, ca: "/etc/vifib/ca.pem", cert: "/etc/vifib/cert.crt", openvpnArgs: ["--key", "/etc/vifib/cert.key"],
@@ -94,12 +95,14 @@ test("hooks report events on the daemon's socket and push the client its address
   try {
     const pushFile = join(dir, "client-connect.conf");
     let r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "5/16", trusted_ip: "198.51.100.9" }, ["3", pushFile]);
-    assert.deepEqual(r, { code: 0, events: "client-connect 5/16\n" });
+    assert.deepEqual(r, { code: 0, events: "client-connect 5/16 198.51.100.9\n" });
     assert.equal(readFileSync(pushFile, "utf8"), 'push "setenv-safe external_ip 198.51.100.9"\n');
-    r = await runHook("ovpn-server", { script_type: "client-disconnect", common_name: "5/16" }, ["3"]);
-    assert.deepEqual(r, { code: 0, events: "client-disconnect 5/16\n" });
-    r = await runHook("ovpn-client", { script_type: "route-up", OPENVPN_external_ip: "198.51.100.3" }, ["3"]);
-    assert.deepEqual(r, { code: 0, events: "route-up 198.51.100.3\n" });
+    r = await runHook("ovpn-server", { script_type: "client-disconnect", common_name: "5/16", trusted_ip: "198.51.100.9" }, ["3"]);
+    assert.deepEqual(r, { code: 0, events: "client-disconnect 5/16 198.51.100.9\n" });
+    r = await runHook("ovpn-client", { script_type: "route-up", OPENVPN_external_ip: "198.51.100.3", trusted_ip: "198.51.100.9" }, ["3"]);
+    assert.deepEqual(r, { code: 0, events: "route-up 198.51.100.3 198.51.100.9\n" });
+    r = await runHook("ovpn-client", { script_type: "route-up", trusted_ip6: "2001:db8::9" }, ["3"]);
+    assert.deepEqual(r, { code: 0, events: "route-up  2001:db8::9\n" }, "no external_ip pushed: an empty field");
     r = await runHook("ovpn-client", { script_type: "route-up" }, ["3;touch " + join(dir, "x")]);
     assert.equal(r.code, 1, "a descriptor that is not a number is refused");
   } finally {

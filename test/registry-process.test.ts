@@ -7,9 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { XmlRpcValue, parseMethodResponse, serializeMethodCall } from "../lib/xmlrpc";
-import { makeCa, makeCsr } from "./helpers/pki";
-import { BIN, RunningRegistry, startRegistry } from "./helpers/registry";
-import { SmtpSink, startSmtpSink } from "./helpers/smtp-sink";
+import { makeCa, makeCsr } from "../harness/pki";
+import { BIN } from "../harness/paths";
+import { RunningRegistry, startRegistry } from "./helpers/registry";
+import { SmtpSink, startSmtpSink } from "../harness/smtp-sink";
 
 interface HttpReply { status: number; body: string }
 

@@ -11,7 +11,7 @@ import { Registry, RpcFault, dispatch } from "../lib/registry/service";
 import { loadCa } from "../lib/utils/cert";
 import { silentLogger } from "../lib/utils/log";
 import { RawXml, parseMethodResponse, serializeResponse } from "../lib/xmlrpc";
-import { makeCa, makeCsr } from "./helpers/pki";
+import { makeCa, makeCsr } from "../harness/pki";
 
 const dir = mkdtempSync(join(tmpdir(), "vifibnet-service-"));
 after(() => rmSync(dir, { recursive: true, force: true }));

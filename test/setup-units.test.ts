@@ -24,7 +24,7 @@ import { checkRequest, checkSubjectAttribute, createCertificateRequest, generate
 import { CertificateError, checkIssuedCertificate } from "../lib/utils/x509";
 import { FFDHE2048_PEM } from "../lib/utils/dh";
 import { parseMethodCall, serializeFault, serializeResponse } from "../lib/xmlrpc";
-import { makeCa } from "./helpers/pki";
+import { makeCa } from "../harness/pki";
 
 const tmp = mkdtempSync(join(tmpdir(), "vifibnet-setup-units-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));

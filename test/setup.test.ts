@@ -20,9 +20,10 @@ import { RegistryDb } from "../lib/registry/db";
 import { RpcClient } from "../lib/rpc-client";
 import { FFDHE2048_PEM } from "../lib/utils/dh";
 import { serializeFault } from "../lib/xmlrpc";
-import { TestCa, makeCa } from "./helpers/pki";
-import { BIN, ROOT, RunningRegistry, startRegistry } from "./helpers/registry";
-import { SmtpSink, startSmtpSink } from "./helpers/smtp-sink";
+import { TestCa, makeCa } from "../harness/pki";
+import { BIN, ROOT } from "../harness/paths";
+import { RunningRegistry, startRegistry } from "./helpers/registry";
+import { SmtpSink, startSmtpSink } from "../harness/smtp-sink";
 
 const BOOT_PREFIX = "0000000000000111";
 const BOOT_ADDRESS = "198.51.100.7,1194,udp;198.51.100.7,443,tcp-client";

@@ -1,12 +1,12 @@
 // The tunnel policy (SPEC section 6), run as pure functions: dead tunnels,
 // weakest, protected 20%, refill, LAN blacklist, 12-interface cap,
-// replacement before close, remotes.
+// replacement before close, settling and draining times, malformed peers.
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
-  CLIENT_INTERFACES, Candidate, MAX_CLIENT_TUNNELS, NO_TRAFFIC, RefreshParams, RefreshPlan, RefreshState, RefreshStep, Traffic, Tunnel,
-  counterValue, freeInterface, peerRemotes, planRefresh, planShutdown, rankWeakest, refreshCount, remoteArgs, updateTraffic, wantedTunnels,
+  CLIENT_INTERFACES, Candidate, DRAIN_HELLOS, MAX_CLIENT_TUNNELS, NO_TRAFFIC, RefreshParams, RefreshPlan, RefreshState, RefreshStep, SETTLE_HELLOS,
+  Traffic, Tunnel, counterValue, planRefresh, planShutdown, rankWeakest, refreshCount, updateTraffic, wantedTunnels,
 } from "../lib/tunnel";
 
 const p = (n: number): string => n.toString(2).padStart(16, "0");
@@ -26,19 +26,20 @@ function seeded(seed: number): () => number {
 }
 
 function tunnel(n: number, iface: string, extra: Partial<Tunnel> = {}): Tunnel {
-  return { prefix: p(n), iface, openedAt: n, alive: true, retiring: false, traffic: null, ...extra };
+  return { prefix: p(n), iface, openedAt: n, state: "up", traffic: null, ...extra };
 }
 const cand = (n: number, used = 0, address = addr(n)): Candidate => ({ prefix: p(n), address, used });
 const cands = (from: number, count: number, used = 0): Candidate[] => Array.from({ length: count }, (_, i) => cand(from + i, used));
 
+/** By default every tunnel has settled long ago (opened at a few ms, now is a day later). */
 function params(extra: Partial<RefreshParams> = {}): RefreshParams {
-  return { connectionCount: 10, refreshRate: 0.2, ownPrefix: OWN, rng: seeded(1), ...extra };
+  return { connectionCount: 10, refreshRate: 0.2, ownPrefix: OWN, rng: seeded(1), now: 86_400_000, hello: 1, tunnelRefresh: 10, ...extra };
 }
 function state(tunnels: Tunnel[], routes: Record<string, number> = {}, candidates: Candidate[] = cands(100, 30), lan: string[] = []): RefreshState {
   return { tunnels, routes: new Map(Object.entries(routes)), candidates, lan };
 }
 const summary = (plan: RefreshPlan): string[] =>
-  plan.steps.map((s) => (s.kind === "close" ? `close ${s.iface} ${s.reason} ${s.mark}` : `${s.kind} ${s.iface} ${parseInt(s.prefix, 2)}`));
+  plan.steps.map((s) => (s.kind === "close" ? `close ${s.iface} ${s.reason} ${s.mark}` : s.kind === "forget" ? `forget ${parseInt(s.prefix, 2)}` : `${s.kind} ${s.iface} ${parseInt(s.prefix, 2)}`));
 
 /**
  * Executes a plan as the main loop would, checking its invariants at every
@@ -53,10 +54,10 @@ function execute(tunnels: Tunnel[], plan: RefreshPlan, now: number): Tunnel[] {
     } else if (s.kind === "open") {
       assert.ok(!live.has(s.iface), `${s.iface} is free when opened`);
       assert.ok(![...live.values()].some((t) => t.prefix === s.prefix), "never two tunnels to one peer");
-      live.set(s.iface, { prefix: s.prefix, iface: s.iface, openedAt: now, alive: true, retiring: false, traffic: null });
+      live.set(s.iface, { prefix: s.prefix, iface: s.iface, openedAt: now, state: "up", traffic: null });
       assert.ok(live.size <= MAX_CLIENT_TUNNELS, "at most 12 tunnels at any moment");
-    } else {
-      live.get(s.iface)!.retiring = true;
+    } else if (s.kind === "retire") {
+      live.set(s.iface, { ...live.get(s.iface)!, state: "retiring" });
     }
   }
   return [...live.values()];
@@ -75,32 +76,24 @@ describe("counts", () => {
     assert.equal(refreshCount(1, 10), 10);
     assert.equal(refreshCount(0.5, 0), 0);
   });
-  test("interfaces: the lowest free of client1..client12", () => {
-    assert.equal(CLIENT_INTERFACES.length, 12);
-    assert.equal(freeInterface([]), "client1");
-    assert.equal(freeInterface(["client1", "client3"]), "client2");
-    assert.equal(freeInterface(CLIENT_INTERFACES), null);
-    assert.equal(freeInterface(["client1"], 1), null);
+  test("interfaces: client1..client12", () => {
+    assert.deepEqual([CLIENT_INTERFACES.length, CLIENT_INTERFACES[0], CLIENT_INTERFACES[11]], [12, "client1", "client12"]);
   });
 });
 
-describe("remotes", () => {
-  test("tcp-server advertised is dialled as tcp-client", () => {
-    const r = peerRemotes("198.51.100.7,1194,udp;198.51.100.7,443,tcp-server;2001:db8::7,1195,tcp-client")!;
-    assert.deepEqual(r, [
-      { ip: "198.51.100.7", port: 1194, proto: "udp" },
-      { ip: "198.51.100.7", port: 443, proto: "tcp-client" },
-      { ip: "2001:db8::7", port: 1195, proto: "tcp-client" },
-    ]);
-    assert.deepEqual(remoteArgs(r), [
-      "--remote", "198.51.100.7", "1194", "udp", "--remote", "198.51.100.7", "443", "tcp-client", "--remote", "2001:db8::7", "1195", "tcp-client",
-    ]);
+describe("peer addresses", () => {
+  test("an open step carries the address list as advertised, parsed (plib dials tcp-server as tcp-client)", () => {
+    const plan = planRefresh(state([], {}, [cand(100, 0, "198.51.100.7,1194,udp;198.51.100.7,443,tcp-server;2001:db8::7,1195,tcp-client")]), params({ connectionCount: 2 }));
+    assert.deepEqual(plan.steps, [{
+      kind: "open", prefix: p(100), iface: "client1", address: "198.51.100.7,1194,udp;198.51.100.7,443,tcp-server;2001:db8::7,1195,tcp-client",
+      remotes: [{ ip: "198.51.100.7", port: 1194, proto: "udp" }, { ip: "198.51.100.7", port: 443, proto: "tcp-server" }, { ip: "2001:db8::7", port: 1195, proto: "tcp-client" }],
+    }]);
   });
-  test("a malformed list is dropped whole", () => {
-    for (const bad of ["", "198.51.100.7,1194", "198.51.100.7,1194,udp,x", "--up,/bin/sh,udp", "198.51.100.7,--up,udp",
-      "198.51.100.7,1194,tcp", "198.51.100.7,1194,udp;host.example,1194,udp", "198.51.100.7,0,udp", "198.51.100.7,1194,udp;"]) {
-      assert.equal(peerRemotes(bad), null, bad);
-    }
+  test("a malformed list is never dialled: the peer is forgotten, whole", () => {
+    const bad = ["", "198.51.100.7,1194", "198.51.100.7,1194,udp,x", "--up,/bin/sh,udp", "198.51.100.7,--up,udp",
+      "198.51.100.7,1194,tcp", "198.51.100.7,1194,udp;host.example,1194,udp", "198.51.100.7,0,udp", "198.51.100.7,1194,udp;"];
+    const plan = planRefresh(state([], {}, bad.map((a, i) => cand(200 + i, 0, a))), params({ connectionCount: 24 }));
+    assert.deepEqual(summary(plan), bad.map((_, i) => `forget ${200 + i}`));
   });
 });
 
@@ -129,7 +122,7 @@ describe("traffic", () => {
 
 describe("planRefresh", () => {
   test("dead tunnels are closed first and their peer marked -1; the wanted count is refilled", () => {
-    const tunnels = [tunnel(1, "client1", { alive: false }), tunnel(2, "client2"), tunnel(3, "client3", { alive: false })];
+    const tunnels = [tunnel(1, "client1", { state: "dead" }), tunnel(2, "client2"), tunnel(3, "client3", { state: "dead" })];
     const plan = planRefresh(state(tunnels, { client2: 3 }, cands(100, 10)), params({ connectionCount: 8 }));
     assert.equal(plan.wanted, 4);
     assert.deepEqual(summary(plan).slice(0, 2), ["close client1 dead -1", "close client3 dead -1"]);
@@ -163,16 +156,30 @@ describe("planRefresh", () => {
   });
 
   test("a tunnel still settling is never replaced as weak, however few its routes", () => {
-    // client4 and client5 were opened at 40 and 50: no routes yet, but babel had no time to route over them.
+    // client4 and client5 were opened at 40 and 50 ms: no routes yet, but babel had no time to route over them.
+    // Settled: opened max(--tunnel-refresh, 4 hellos) ago; with a 10 s refresh and 1 s hellos, 10 s.
     const tunnels = [1, 2, 3, 40, 50].map((n, i) => tunnel(n, `client${i + 1}`));
     const routes = { client1: 5, client2: 1, client3: 3, client4: 0, client5: 0 };
-    const settling = planRefresh(state(tunnels, routes), params({ connectionCount: 10, refreshRate: 0.4, settledBefore: 30 }));
+    const settling = planRefresh(state(tunnels, routes), params({ connectionCount: 10, refreshRate: 0.4, now: 10_030 }));
     assert.deepEqual(summary(settling), ["open client6 100", "open client7 101", "retire client2 2", "retire client3 3"]);
-    const judged = planRefresh(state(tunnels, routes), params({ connectionCount: 10, refreshRate: 0.4, settledBefore: 50 }));
+    const judged = planRefresh(state(tunnels, routes), params({ connectionCount: 10, refreshRate: 0.4, now: 10_050 }));
     assert.deepEqual(summary(judged), ["open client6 100", "open client7 101", "retire client4 40", "retire client5 50"]);
+    // Long hellos: settling takes SETTLE_HELLOS of them, longer than the refresh.
+    const slow = planRefresh(state(tunnels, routes), params({ connectionCount: 10, refreshRate: 0.4, now: 10_050, hello: 10 }));
+    assert.equal(SETTLE_HELLOS, 4);
+    assert.deepEqual(summary(slow), [], "nothing has settled for 40 s yet: none replaced");
     // Nothing settled: nothing replaced, the missing tunnels still refilled.
-    const young = planRefresh(state(tunnels.slice(3), { client4: 0, client5: 0 }), params({ connectionCount: 10, refreshRate: 0.4, settledBefore: 0 }));
+    const young = planRefresh(state(tunnels.slice(3), { client4: 0, client5: 0 }), params({ connectionCount: 10, refreshRate: 0.4, now: 10_000 }));
     assert.deepEqual(summary(young), ["open client1 100", "open client2 101", "open client3 102"]);
+  });
+
+  test("a retired tunnel drains DRAIN_HELLOS hellos before the next refresh", () => {
+    const tunnels = [1, 2, 3, 4, 5].map((n) => tunnel(n, `client${n}`));
+    const retire = (extra: Partial<RefreshParams>): RefreshStep | undefined =>
+      planRefresh(state(tunnels, { client1: 5, client2: 5, client3: 5, client4: 0, client5: 5 }), params(extra)).steps.find((s) => s.kind === "retire");
+    assert.equal(DRAIN_HELLOS, 4);
+    assert.deepEqual(retire({ now: 1_000_000, tunnelRefresh: 12, hello: 2 }), { kind: "retire", prefix: p(4), iface: "client4", drainAt: 1_004_000 });
+    assert.deepEqual(retire({ now: 1_000_000, tunnelRefresh: 5, hello: 2 }), { kind: "retire", prefix: p(4), iface: "client4", drainAt: 1_000_000 }, "a refresh shorter than 4 hellos: at once");
   });
 
   test("ties: fewest routes, then least traffic, then oldest, then at random", () => {
@@ -208,12 +215,12 @@ describe("planRefresh", () => {
       cand(5), cand(7), cand(8), cand(9, 0, "1.2.3.4,1194,udp;--up,/tmp/x,udp"), cand(10, 1), cand(11), cand(11, -1), cand(12),
     ];
     const plan = planRefresh(state(tunnels, {}, candidates, [p(7), p(8)]), params({ connectionCount: 10 }));
-    assert.deepEqual(summary(plan), ["close client2 lan remove", "open client3 11", "open client4 12"]);
+    assert.deepEqual(summary(plan), ["forget 9", "close client2 lan remove", "open client3 11", "open client4 12"]);
     assert.deepEqual(plan.skipped.map((s) => [parseInt(s.prefix, 2), s.reason]), [
       [5, "own"], [7, "lan"], [8, "lan"], [9, "malformed"], [10, "in-use"], [11, "duplicate"],
     ]);
     // The dead tunnel's peer is not reopened in the same refresh even if listed.
-    const dead = planRefresh(state([tunnel(3, "client1", { alive: false })], {}, [cand(3, -1)]), params());
+    const dead = planRefresh(state([tunnel(3, "client1", { state: "dead" })], {}, [cand(3, -1)]), params());
     assert.deepEqual(summary(dead), ["close client1 dead -1"]);
     assert.deepEqual(dead.skipped, [{ prefix: p(3), reason: "in-use" }]);
   });
@@ -239,7 +246,7 @@ describe("planRefresh", () => {
     for (let tick = 0; tick < 12; tick++) {
       const used = new Set(tunnels.map((t) => t.prefix));
       const routes = Object.fromEntries(tunnels.map((t) => [t.iface, Math.floor(rng() * 5)]));
-      if (tick === 6) tunnels[0]!.alive = false;
+      if (tick === 6) tunnels[0] = { ...tunnels[0]!, state: "dead" };
       const plan = planRefresh(state(tunnels, routes, pool.filter((c) => !used.has(c.prefix))), params({ connectionCount: 20, refreshRate: 0.2, rng }));
       const kinds = plan.steps.map((s) => (s.kind === "close" ? s.reason : s.kind));
       // Contract order: dead, lan, retired, excess closes; opens (weak closes only at the cap); retires.
@@ -247,10 +254,10 @@ describe("planRefresh", () => {
       const ranks = kinds.map((k) => order.indexOf(k === "weak" ? "open" : k));
       assert.deepEqual(ranks, [...ranks].sort((a, b) => a - b), `tick ${tick}: ${kinds.join(",")}`);
       assert.ok(!kinds.includes("weak"), "10 wanted + 2 replaced fit in 12 interfaces: no tunnel cut");
-      const retiredBefore = tunnels.filter((t) => t.retiring).map((t) => t.iface);
+      const retiredBefore = tunnels.filter((t) => t.state === "retiring").map((t) => t.iface);
       assert.deepEqual(plan.steps.filter((s): s is Extract<RefreshStep, { kind: "close" }> => s.kind === "close" && s.reason === "retired").map((s) => s.iface), retiredBefore);
       tunnels = execute(tunnels, plan, tick + 1);
-      const working = tunnels.filter((t) => !t.retiring).length;
+      const working = tunnels.filter((t) => t.state !== "retiring").length;
       assert.equal(working, 10, `tick ${tick}: the wanted count works`);
       // ceil(0.2 * 10) = 2 replaced per refresh; at tick 6 the dead tunnel's refill is one of them.
       if (tick > 0) assert.equal(tunnels.length - working, tick === 6 ? 1 : 2, "weak tunnels retiring beside their replacements");
@@ -260,7 +267,7 @@ describe("planRefresh", () => {
   });
 
   test("new tunnels prefer untouched interfaces over ones closed in the same plan", () => {
-    const tunnels = [tunnel(1, "client1", { retiring: true }), tunnel(2, "client2"), tunnel(3, "client3")];
+    const tunnels = [tunnel(1, "client1", { state: "draining" }), tunnel(2, "client2"), tunnel(3, "client3")];
     const plan = planRefresh(state(tunnels, { client2: 1, client3: 1 }), params({ connectionCount: 6, refreshRate: 0.5 }));
     assert.deepEqual(summary(plan), ["close client1 retired 0", "open client4 100", "open client5 101", "retire client2 2"]);
     const capped = planRefresh(state(tunnels, {}), params({ connectionCount: 6, refreshRate: 0.01, maxTunnels: 3 }));
@@ -275,7 +282,7 @@ describe("planRefresh", () => {
   });
 
   test("shutdown closes every tunnel, peers back to free (dead ones -1)", () => {
-    const steps = planShutdown([tunnel(1, "client1"), tunnel(2, "client2", { alive: false })]);
+    const steps = planShutdown([tunnel(1, "client1"), tunnel(2, "client2", { state: "dead" })]);
     assert.deepEqual(steps, [
       { kind: "close", prefix: p(1), iface: "client1", reason: "shutdown", mark: 0 },
       { kind: "close", prefix: p(2), iface: "client2", reason: "dead", mark: -1 },

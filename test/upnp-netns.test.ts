@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { Lab, NAT_PACKAGES, installPackages, natGateway, waitFor } from "./helpers/netns";
+import { Lab, NAT_PACKAGES, installPackages, natGateway, waitFor } from "../harness/netns";
 
 const isRoot = process.getuid?.() === 0;
 

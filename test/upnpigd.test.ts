@@ -5,9 +5,11 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  FIRST_EXTERNAL_PORT, Igd, IgdMapping, IgdProtocol, LEASE_S, MAX_PORT_TRIES, PortForwarder, RENEW_MS, Timers, discoverIgd,
+  FIRST_EXTERNAL_PORT, Igd, IgdMapping, IgdProtocol, LEASE_S, MAX_PORT_TRIES, PortForwarder, RENEW_MS, discoverIgd,
 } from "../lib/upnpigd";
 import { formatAddressList } from "../lib/utils/address";
+import { createLogger } from "../lib/utils/log";
+import { ManualTimers } from "./helpers/manual-timers";
 
 class FakeIgd implements Igd {
   readonly internalHost = "192.0.2.10";
@@ -40,27 +42,6 @@ class FakeIgd implements Igd {
   }
   ours(): string[] {
     return [...this.table.values()].filter((m) => m.internalHost === this.internalHost).map((m) => `${m.externalPort}/${m.protocol}->${m.internalPort}`).sort();
-  }
-}
-
-/** A manual clock: timers fire only when the test says so. */
-class ManualTimers implements Timers<number> {
-  pending = new Map<number, { fn: () => void; ms: number }>();
-  private next = 1;
-  setTimeout(fn: () => void, ms: number): number {
-    const id = this.next++;
-    this.pending.set(id, { fn, ms });
-    return id;
-  }
-  clearTimeout(h: number): void {
-    this.pending.delete(h);
-  }
-  /** Fires every pending timer once; returns their delays. */
-  fire(): number[] {
-    const due = [...this.pending.entries()];
-    this.pending.clear();
-    for (const [, t] of due) t.fn();
-    return due.map(([, t]) => t.ms);
   }
 }
 
@@ -111,27 +92,27 @@ test("renews hourly; a lost port or a new external IP is re-mapped and reported"
   const changes: string[] = [];
   const f = await PortForwarder.start(igd, [{ port: 1194, proto: "udp" }], { timers, onChange: (a) => changes.push(formatAddressList(a)) });
   assert.ok(f);
-  assert.deepEqual([...timers.pending.values()].map((t) => t.ms), [RENEW_MS]);
+  assert.deepEqual(timers.delays(), [RENEW_MS]);
   assert.equal(RENEW_MS, 3600_000);
 
   // A plain renewal: the same mapping asked again, nothing changes.
   igd.calls = [];
-  assert.deepEqual(timers.fire(), [RENEW_MS]);
+  assert.equal(timers.fireNext(), RENEW_MS);
   await tick();
   await tick();
   assert.deepEqual(igd.calls, ["ip", `add 1000/UDP->192.0.2.10:1194 lease ${LEASE_S}`]);
   assert.deepEqual(changes, []);
-  assert.equal(timers.pending.size, 1, "the next renewal is scheduled");
+  assert.equal(timers.delays().length, 1, "the next renewal is scheduled");
 
   // The gateway rebooted: our mapping lost, port 1000 now someone else's, new IP.
   igd.table.clear();
   igd.table.set("1000/UDP", { externalPort: 1000, internalPort: 1, internalHost: "192.0.2.99", protocol: "UDP", description: "x", leaseS: 0 });
   igd.ip = "203.0.113.7";
-  timers.fire();
+  timers.fireNext();
   for (let i = 0; i < 5; i++) await tick();
   assert.deepEqual(changes, ["203.0.113.7,1001,udp"]);
   assert.equal(formatAddressList(f.addresses()), "203.0.113.7,1001,udp");
-  assert.equal(timers.pending.size, 1);
+  assert.equal(timers.delays().length, 1);
   await f.stop();
 });
 
@@ -144,7 +125,7 @@ test("stop removes every mapping and cancels the renewal", async () => {
   await f.stop();
   assert.deepEqual(igd.ours(), []);
   assert.deepEqual(igd.calls.filter((c) => c.startsWith("del")).sort(), ["del 1000/TCP", "del 1001/UDP"]);
-  assert.equal(timers.pending.size, 0);
+  assert.equal(timers.delays().length, 0);
   assert.deepEqual(igd.table.get("1000/UDP")?.internalHost, "192.0.2.99", "someone else's mapping is left alone");
   await f.stop(); // idempotent
 });
@@ -155,7 +136,7 @@ test("stop tolerates a gateway that fails to remove", async () => {
     throw new Error("gone");
   };
   const warnings: string[] = [];
-  const f = await PortForwarder.start(igd, [{ port: 1194, proto: "udp" }], { timers: new ManualTimers(), logger: { log: () => {}, warn: (m) => warnings.push(m) } });
+  const f = await PortForwarder.start(igd, [{ port: 1194, proto: "udp" }], { timers: new ManualTimers(), logger: createLogger(0, (line) => warnings.push(line)) });
   assert.ok(f);
   await f.stop();
   assert.match(warnings.join("\n"), /could not remove the mapping of 1000\/UDP: gone/);

@@ -1,6 +1,7 @@
 // The daemon's child processes (OpenVPN servers and clients, babeld): spawn
-// with the log file on stdout/stderr and, for OpenVPN, the hook event
-// channel on fd 3; stop with SIGTERM then SIGKILL; never leave one behind.
+// with stdout and stderr piped to a log file (./logs.ts) and, for OpenVPN,
+// the hook event channel on fd 3; stop with SIGTERM then SIGKILL; never
+// leave one behind.
 //
 // Each child runs in its own process group (so a terminal's Ctrl-C reaches
 // the daemon only, which then stops them in order), and the group is what
@@ -9,7 +10,6 @@
 // synchronously whatever way the daemon ends.
 
 import { ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 
@@ -25,12 +25,19 @@ export interface ExitStatus {
   error?: Error;
 }
 
+/** "exited with status 1", "was killed by SIGKILL", "could not start: ...". */
+export function describeExit(s: ExitStatus): string {
+  return s.error ? `could not start: ${s.error.message}` : s.signal ? `was killed by ${s.signal}` : `exited with status ${s.code}`;
+}
+
 export interface SpawnOptions {
-  /** Appended to; created if missing. */
-  logPath: string;
+  /** Where the child's stdout and stderr go. */
+  log: { write(chunk: Buffer): void };
   /** Reads "<script_type> <arg>" lines from fd 3 and hands each here. */
   onEvent?: (type: string, arg: string) => void;
   onExit?: (status: ExitStatus) => void;
+  /** Once the child's output has all been written (its pipes closed): the log file may be closed. */
+  onOutputEnd?: () => void;
 }
 
 const LIVE = new Set<Child>();
@@ -41,15 +48,16 @@ export class Child {
   private status: ExitStatus | null = null;
 
   constructor(readonly name: string, file: string, args: readonly string[], opts: SpawnOptions) {
-    const logFd = openSync(opts.logPath, "a", 0o644);
-    try {
-      this.proc = spawn(file, [...args], {
-        stdio: ["ignore", logFd, logFd, opts.onEvent ? "pipe" : "ignore"],
-        detached: true,
-      });
-    } finally {
-      closeSync(logFd);
-    }
+    this.proc = spawn(file, [...args], { stdio: ["ignore", "pipe", "pipe", opts.onEvent ? "pipe" : "ignore"], detached: true });
+    for (const out of [this.proc.stdout, this.proc.stderr]) out?.on("data", (chunk: Buffer) => opts.log.write(chunk));
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      opts.onOutputEnd?.();
+    };
+    this.proc.once("close", end);
+    this.proc.once("error", () => this.proc.pid === undefined && end()); // never started: no close may follow
     LIVE.add(this);
     this.exited = new Promise<ExitStatus>((resolve) => {
       const finish = (s: ExitStatus): void => {
@@ -116,9 +124,4 @@ export function liveChildren(): Child[] {
 /** Last resort, synchronous (usable in an "exit" handler): SIGKILL every live child's group. */
 export function killAllNow(): void {
   for (const c of LIVE) c.signal("SIGKILL");
-}
-
-/** Stops every live child at once and waits for all of them. */
-export async function stopAll(timeoutMs: number = STOP_TIMEOUT_MS): Promise<void> {
-  await Promise.all([...LIVE].map((c) => c.stop(timeoutMs)));
 }

@@ -120,6 +120,20 @@ export interface PeerAddress {
   proto: "udp" | "tcp-client" | "tcp-server";
 }
 
+/**
+ * What the connecting side gives OpenVPN's `--remote` for a proto: `udp`, or
+ * `tcp-client` for a TCP server, whether it is our `--pp ... tcp-server` or a
+ * legacy node behind UPnP advertising `tcp-server` (SPEC section 2).
+ */
+export function dialProto(proto: PeerAddress["proto"]): "udp" | "tcp-client" {
+  return proto === "udp" ? "udp" : "tcp-client";
+}
+
+/** The address list items for one IP and our servers' ports, one per server, as peers dial them. */
+export function addressesFor(ip: string, servers: ReadonlyArray<{ port: number; proto: PeerAddress["proto"] }>): PeerAddress[] {
+  return servers.map(({ port, proto }) => ({ ip, port, proto: dialProto(proto) }));
+}
+
 const PROTOS = new Set(["udp", "tcp-client", "tcp-server"]);
 /** Most addresses a node may advertise; the legacy never sends more than a few. */
 export const MAX_ADDRESS_ITEMS = 16;

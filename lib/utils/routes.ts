@@ -105,18 +105,26 @@ export function lanPeers(text: string, network: Bits, lanIfaces: Iterable<string
   const lan = new Set(lanIfaces);
   const found = new Set<Bits>();
   if (lan.size === 0) return [];
-  const netLen = network.length;
   for (const r of parseIpv6Routes(text)) {
     if (!lan.has(r.iface) || !isRealRoute(r) || (r.flags & (RTF_LOCAL | RTF_REJECT)) !== 0) continue;
-    if (!insideNetwork(r, network) || r.destLen === netLen) continue;
-    let prefix: Bits;
-    if (r.destLen < 128) prefix = r.dest.slice(netLen, r.destLen);
-    else {
-      const end = netLen + ownPrefix.length;
-      if (ownPrefix.length === 0 || end > 128 || r.dest.slice(end).includes("1")) continue;
-      prefix = r.dest.slice(netLen, end);
-    }
-    if (prefix !== ownPrefix) found.add(prefix);
+    if (!insideNetwork(r, network)) continue;
+    const prefix = nodePrefixOf(r.dest, r.destLen, network, ownPrefix.length);
+    if (prefix !== null && prefix !== ownPrefix) found.add(prefix);
   }
   return [...found].sort();
+}
+
+/**
+ * The node prefix a route inside `network` names (see lanPeers): the bits
+ * after the network for network < length < 128; for a /128, a node address,
+ * the `prefixLength` bits after the network when all later bits are zero.
+ * Null for the network itself and other hosts.
+ */
+export function nodePrefixOf(dest: Bits, destLen: number, network: Bits, prefixLength: number): Bits | null {
+  const netLen = network.length;
+  if (destLen <= netLen) return null;
+  if (destLen < 128) return dest.slice(netLen, destLen);
+  const end = netLen + prefixLength;
+  if (prefixLength === 0 || end > 128 || dest.slice(end).includes("1")) return null;
+  return dest.slice(netLen, end);
 }

@@ -4,10 +4,8 @@ import { ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { TestCa } from "./pki";
-
-export const ROOT = join(__dirname, "..", "..", "..");
-export const BIN = (name: string): string => join(ROOT, "bin", name);
+import { BIN } from "../../harness/paths";
+import type { TestCa } from "../../harness/pki";
 
 export interface RunningRegistry {
   port: number;

@@ -6,15 +6,17 @@
 
 import { DISCOVERY_TIMEOUT_MS, PortForwarder, discoverIgd } from "../../lib/upnpigd";
 import { formatAddressList } from "../../lib/utils/address";
+import { createLogger } from "../../lib/utils/log";
+import { systemTimers } from "../../lib/utils/timers";
 
 async function main(): Promise<void> {
   const pp = process.argv.slice(2).map((a) => {
     const [port, proto] = a.split("/");
-    return { port: Number(port), proto: proto ?? "udp" };
+    return { port: Number(port), proto: proto === "tcp-server" ? ("tcp-server" as const) : ("udp" as const) };
   });
-  const logger = { log: (_l: number, m: string) => process.stderr.write(`${m}\n`), warn: (m: string) => process.stderr.write(`warning: ${m}\n`) };
+  const logger = createLogger(5);
   const igd = await discoverIgd(DISCOVERY_TIMEOUT_MS, logger);
-  const f = igd && (await PortForwarder.start(igd, pp, { timers: { setTimeout, clearTimeout }, logger }));
+  const f = igd && (await PortForwarder.start(igd, pp, { timers: systemTimers, logger }));
   process.stdout.write(`${JSON.stringify({ addresses: f ? formatAddressList(f.addresses()) : null })}\n`);
   const keepAlive = setInterval(() => {}, 1 << 30);
   process.once("SIGTERM", () => {

@@ -2,32 +2,55 @@
 //
 //   const net = await Overlay.create({ nodes: 6, hello: 2, connectionCount: 4 });
 //   await net.waitAllPairs(60_000);
-//   ...
+//   const s = await net.status(0);      // what node 0's daemon reports (vifibnet status)
 //   await net.destroy();
 //
-// The underlay: a hub namespace whose Linux bridge "internet" joins every node
-// on 198.51.100.0/24 (hub 198.51.100.1, node i at 198.51.100.<11+i>, its veth
-// "eth0"). The registry and an SMTP sink run in the hub; every node joins with
+// (or, in a test, scenario() of ./scenario.ts). The topology, every box a
+// network namespace with a unique name (./netns.ts):
+//
+//                        +------------------------------------------+
+//                        | hub                                      |
+//                        |   vifibnet-registry, SMTP sink           |
+//                        |   bridge "internet" 198.51.100.1/24      |
+//                        +---v0-----------v1----------------vK------+
+//                            |            |                 |
+//                       eth0 |       eth0 |            eth1 | 192.0.3.(11+K)
+//                 .11 +------+---+ .12 +--+--------+  +-----+---------------+
+//                     | node 0   |     | node 1    |  | router of node K    |
+//                     | vifibnet |     | vifibnet  |  | nftables masquerade |
+//                     | openvpn  | ... | openvpn   |  | miniupnpd           |
+//                     | babeld   |     | babeld    |  +-----+---------------+
+//                     +----------+     +-----------+        | eth0 192.0.2.1
+//                                                           |
+//                                                      eth0 | 192.0.2.10
+//                                                     +-----+-----+
+//                                                     | node K    |  behindNat: [K]
+//                                                     | vifibnet  |  (no --ip: UPnP)
+//                                                     +-----------+
+//
+// Node i is 198.51.100.(11+i) on the bridge ("eth0", its veth "vi" in the
+// hub). The registry and an SMTP sink run in the hub; every node joins with
 // bin/vifibnet-setup (--email, the token read from the caught mail) and runs
 // bin/vifibnet with the legacy flags (--ip <addr> 1194 udp, -s, -l, --ca,
-// --cert, --dh, -- --key). Names are unique (test/helpers/netns.ts), all
-// traffic stays inside the namespaces, every wait is bounded, and the Lab
-// tears everything down on destroy(), process exit and signals.
-// Factored out of bench/daemon.ts and test/daemon-netns.test.ts.
+// --cert, --dh, -- --key). What a daemon does is read from its status
+// socket, never from its log lines. All traffic stays inside the namespaces,
+// every wait is bounded, and the Lab tears everything down on destroy(),
+// process exit and signals.
 
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { caNetwork, checkNodeCertificate } from "../../lib/utils/x509";
-import { nodeAddress } from "../../lib/utils/address";
+import { readStatus } from "../lib/daemon/control";
+import type { Status } from "../lib/daemon/status";
+import { caNetwork, checkNodeCertificate } from "../lib/utils/x509";
+import { nodeAddress } from "../lib/utils/address";
 import { Lab, natGateway, waitFor } from "./netns";
 import { makeCa } from "./pki";
-import { BIN, ROOT } from "./registry";
+import { BIN, NODE, ROOT } from "./paths";
 import { tokenInMailDir } from "./smtp-sink";
 
-const NODE = process.execPath;
 export const HUB_IP = "198.51.100.1";
 export const underlayIp = (i: number): string => `198.51.100.${11 + i}`;
 /** Outside address of node i's NAT router (behindNat). */
@@ -50,6 +73,8 @@ export interface OverlayOptions {
   verbose?: number;
   /** Extra daemon arguments, before "--". */
   extraArgs?: string[];
+  /** Nodes whose daemon runs without --ip (and no gateway: they learn their address from peers). */
+  noIp?: number[];
   /** Start the daemons in create() (default true). */
   start?: boolean;
   /**
@@ -79,6 +104,9 @@ function track(proc: ChildProcess): Proc {
   const exited = once(proc, "exit").catch(() => undefined);
   return { proc, out: () => out, err: () => err, exited };
 }
+
+/** Tunnel states of a connected tunnel (lib/tunnel.ts TunnelState). */
+export const CONNECTED: ReadonlySet<string> = new Set(["up", "retiring", "draining"]);
 
 export const running = (p: Proc): boolean => p.proc.exitCode === null && p.proc.signalCode === null;
 
@@ -139,7 +167,7 @@ export class Overlay {
   private readonly all: Proc[] = [];
   private destroyed = false;
 
-  private constructor(readonly opts: Required<Omit<OverlayOptions, "extraArgs" | "start" | "behindNat">> & { extraArgs: string[]; behindNat: number[] }) {
+  private constructor(readonly opts: Required<Omit<OverlayOptions, "start">>) {
     process.on("exit", () => rmSync(this.tmp, { recursive: true, force: true })); // after the Lab's handler
   }
 
@@ -148,11 +176,14 @@ export class Overlay {
       nodes: options.nodes, hello: options.hello ?? 2, connectionCount: options.connectionCount ?? 4,
       tunnelRefresh: options.tunnelRefresh ?? 5, peersDbRefresh: options.peersDbRefresh ?? 5,
       refreshRate: options.refreshRate ?? 0, verbose: options.verbose ?? 3, extraArgs: options.extraArgs ?? [],
-      behindNat: options.behindNat ?? [],
+      behindNat: options.behindNat ?? [], noIp: options.noIp ?? [],
     });
     try {
       await net.build();
-      if (options.start !== false) for (let i = 0; i < net.nodes.length; i++) net.startDaemon(i);
+      if (options.start !== false) {
+        for (let i = 0; i < net.nodes.length; i++) net.startDaemon(i);
+        await net.waitDaemons(30_000);
+      }
     } catch (e) {
       await net.destroy();
       throw e;
@@ -205,7 +236,7 @@ export class Overlay {
 
     // SMTP sink and registry in the hub.
     const mailDir = join(this.tmp, "mail");
-    const sink = this.keep(track(lab.spawn(this.hub, [NODE, join(ROOT, "dist", "test", "helpers", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] })));
+    const sink = this.keep(track(lab.spawn(this.hub, [NODE, join(ROOT, "dist", "harness", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] })));
     if (!(await waitFor(() => /^\d+\n/.test(sink.out()), 15_000, 100))) throw new Error(`smtp sink did not start: ${sink.err()}`);
     const smtpPort = Number(sink.out().trim());
     const regDir = join(this.tmp, "registry");
@@ -258,7 +289,8 @@ export class Overlay {
     if (n.daemon && running(n.daemon)) return n.daemon;
     const o = this.opts;
     n.daemon = this.keep(track(this.lab.spawn(n.ns, [
-      NODE, BIN("vifibnet"), "--server", HUB_IP, "--server-port", String(this.registryPort), ...(n.nat ? [] : ["--ip", n.ip, "1194", "udp"]),
+      NODE, BIN("vifibnet"), "--server", HUB_IP, "--server-port", String(this.registryPort),
+      ...(n.nat || o.noIp.includes(i) ? [] : ["--ip", n.ip, "1194", "udp"]),
       "--hello", String(o.hello), "--tunnel-refresh", String(o.tunnelRefresh), "--peers-db-refresh", String(o.peersDbRefresh),
       "--connection-count", String(o.connectionCount), "--refresh-rate", String(o.refreshRate), ...o.extraArgs,
       "-s", n.dir, "-l", n.log, "-v", String(o.verbose),
@@ -266,6 +298,18 @@ export class Overlay {
       "--", "--key", join(n.dir, "cert.key"),
     ], { stdio: ["ignore", "ignore", "pipe"] })));
     return n.daemon;
+  }
+
+  /** Waits (bounded) until every started daemon answers on its control socket; throws if one exits or never does. */
+  async waitDaemons(timeoutMs: number): Promise<void> {
+    const started = this.nodes.filter((n) => n.daemon !== null);
+    const answering = new Set<number>();
+    const ok = await waitFor(async () => {
+      this.checkDaemons();
+      await Promise.all(started.map(async (n) => (await this.status(n.index).then(() => true, () => false)) && answering.add(n.index)));
+      return answering.size === started.length;
+    }, timeoutMs, 100);
+    if (!ok) throw new Error(`daemons not answering on their control socket after ${timeoutMs} ms: ${started.filter((n) => !answering.has(n.index)).map((n) => n.index).join(" ")}\n${this.diagnostics()}`);
   }
 
   /** SIGTERM to node i's daemon; its exit code (null: killed after 30 s, or by a signal). */
@@ -301,27 +345,37 @@ export class Overlay {
     return r.status === 0;
   }
 
-  /** Unordered pairs {i, j} (i < j) of which the ping fails now (all checked in parallel). */
-  async failingPairs(): Promise<Array<[number, number]>> {
+  /**
+   * Unordered pairs {i, j} (i < j) among `among` (default: every node) of
+   * which the ping fails now, checked with at most `limit` pings at once.
+   */
+  async failingPairs(among: readonly number[] = this.nodes.map((n) => n.index), limit = 48): Promise<Array<[number, number]>> {
     const pairs: Array<[number, number]> = [];
-    for (let i = 0; i < this.nodes.length; i++) for (let j = i + 1; j < this.nodes.length; j++) pairs.push([i, j]);
-    const ok = await Promise.all(pairs.map(([i, j]) => this.ping(i, j)));
+    for (const i of among) for (const j of among) if (i < j) pairs.push([i, j]);
+    const ok: boolean[] = [];
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(limit, pairs.length) }, async () => {
+      while (next < pairs.length) {
+        const k = next++;
+        ok[k] = await this.ping(pairs[k]![0], pairs[k]![1]);
+      }
+    }));
     return pairs.filter((_, k) => !ok[k]);
   }
 
   /**
-   * Waits (bounded) until every node pings every other node's overlay address in
-   * the same round; returns the time taken in ms. Throws with diagnostics on
-   * timeout, or as soon as a daemon has exited.
+   * Waits (bounded) until every node of `among` (default: all) pings every
+   * other one's overlay address in the same round; returns the time taken in
+   * ms. Throws with diagnostics on timeout, or as soon as a daemon has exited.
    */
-  async waitAllPairs(timeoutMs: number): Promise<number> {
+  async waitAllPairs(timeoutMs: number, among?: readonly number[], everyMs = 500): Promise<number> {
     const t0 = Date.now();
     let failing: Array<[number, number]> = [];
     const ok = await waitFor(async () => {
       this.checkDaemons();
-      failing = await this.failingPairs();
+      failing = await this.failingPairs(among);
       return failing.length === 0;
-    }, timeoutMs, 500);
+    }, timeoutMs, everyMs);
     if (!ok) throw new Error(`not all pairs ping after ${timeoutMs} ms; failing: ${failing.map((p) => p.join("-")).join(" ")}\n${this.diagnostics()}`);
     return Date.now() - t0;
   }
@@ -339,29 +393,29 @@ export class Overlay {
     return r.stdout.split("\n").map((l) => /^\d+:\s+(client\d+)[:@]/.exec(l)?.[1]).filter((n): n is string => n !== undefined);
   }
 
-  /**
-   * Unordered pairs of nodes joined by a client tunnel that is up, from the
-   * daemons' logs: "Opened a tunnel to <prefix> on clientN" (last one per
-   * interface) matched with the interfaces up, and the peers' prefixes.
-   */
-  /** Node i's prefix (bit string, as the daemons log it), from its certificate. */
+  /** Node i's prefix (bit string, as peers.db and `vifibnet status` give it), from its certificate. */
   prefix(i: number): string {
     const n = this.nodes[i]!;
     return checkNodeCertificate(readFileSync(join(n.dir, "cert.crt"), "utf8"), readFileSync(join(n.dir, "ca.pem"), "utf8")).prefix!;
   }
 
-  async directPairs(): Promise<Set<string>> {
+  /** What node i's daemon reports through its control socket (`vifibnet status --json`). */
+  status(i: number): Promise<Status> {
+    return readStatus(this.nodes[i]!.dir);
+  }
+
+  /** Node i's client tunnels that are connected (up, retiring or draining), with the index of the peer node (-1: not one of ours). */
+  async tunnelsUp(i: number): Promise<Array<{ iface: string; peer: number; prefix: string }>> {
     const prefixOf = new Map(this.nodes.map((n) => [this.prefix(n.index), n.index]));
+    return (await this.status(i)).tunnels.filter((t) => CONNECTED.has(t.state))
+      .map((t) => ({ iface: t.interface, prefix: t.prefix, peer: prefixOf.get(t.prefix) ?? -1 }));
+  }
+
+  /** Unordered pairs "i-j" (i < j) of nodes joined by a connected client tunnel, from the daemons' status. */
+  async directPairs(): Promise<Set<string>> {
     const pairs = new Set<string>();
-    for (const n of this.nodes) {
-      const up = new Set(await this.clientsUp(n.index));
-      const last = new Map<string, string>();
-      for (const m of (n.daemon?.err() ?? "").matchAll(/Opened a tunnel to (\S+) on (client\d+)/g)) last.set(m[2]!, m[1]!);
-      for (const [iface, prefix] of last) {
-        const j = prefixOf.get(prefix);
-        if (up.has(iface) && j !== undefined) pairs.add([n.index, j].sort((a, b) => a - b).join("-"));
-      }
-    }
+    for (const n of this.nodes)
+      for (const t of await this.tunnelsUp(n.index)) if (t.peer >= 0) pairs.add([n.index, t.peer].sort((a, b) => a - b).join("-"));
     return pairs;
   }
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { ChildProcess, SpawnOptions, spawn, spawnSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "./registry";
+import { ROOT } from "./paths";
 
 /** What a vifibnet network in namespaces needs (Debian packages). */
 export const OVERLAY_PACKAGES = ["openvpn", "babeld", "iproute2", "iputils-ping"] as const;

@@ -2,8 +2,8 @@
 
 import { KeyObject, generateKeyPairSync } from "node:crypto";
 import forge from "node-forge";
-import { parseIpv6Prefix, serialFromNetwork } from "../../lib/utils/address";
-import { createCaCertificate } from "../../lib/utils/cert";
+import { parseIpv6Prefix, serialFromNetwork } from "../lib/utils/address";
+import { createCaCertificate } from "../lib/utils/cert";
 
 export interface TestCa {
   pem: string;
