@@ -15,6 +15,7 @@ import { babelRequest } from "../babel-control";
 import {
   MAX_SOCKET_PATH, OpenvpnCommon, babelRestoreLines, babelRetireLines, babeldArgv, openvpnClientArgv, openvpnServerArgv,
 } from "../plib";
+import { strictnessCosts } from "../legacy-peers";
 import { RpcClient } from "../rpc-client";
 import {
   CLIENT_INTERFACES, NO_TRAFFIC, Traffic, Tunnel, counterValue, planRefresh, planShutdown, updateTraffic, type RefreshStep,
@@ -117,6 +118,9 @@ export function startupChecks(cfg: DaemonConfig, uid: number | undefined = proce
   }
   if (cert.prefix === null || network.length + cert.prefix.length > 128)
     throw new StartupError(`--cert ${cfg.cert}: its common name ${JSON.stringify(cert.commonName)} is not a vifibnet prefix ("<integer>/<length>")`);
+  // OpenSSL would refuse the node's own certificate (SPEC section 7): one line now rather than a dying server.
+  if (cfg.noLegacy && cert.sha1)
+    throw new StartupError(`--cert ${cfg.cert} is signed with SHA-1, which --no-legacy refuses: get a certificate signed with SHA-256 first, or run without --no-legacy`);
   const peersDbPath = join(cfg.state, "peers.db");
   if (!existsSync(peersDbPath)) throw new StartupError(`${peersDbPath} does not exist: run vifibnet-setup first`);
   return {
@@ -215,7 +219,7 @@ export class Daemon {
     this.db = PeersDb.open(id.peersDbPath);
     this.common = {
       hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs,
-      hookDir: HOOK_DIR, eventFd: EVENT_FD,
+      hookDir: HOOK_DIR, eventFd: EVENT_FD, legacy: !cfg.noLegacy,
     };
     this.advertised = cfg.address ? formatAddressList(cfg.address) : null;
   }
@@ -232,7 +236,13 @@ export class Daemon {
     } catch (e) {
       logger.warn(`cannot enable IPv6 forwarding (sysctl net.ipv6.conf.all.forwarding=1): ${(e as Error).message}`);
     }
-    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run OpenVPN with a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
+    // What a strict setting costs: who cannot tunnel with us. A warning when
+    // it comes from OpenVPN arguments, where it is easily set by accident.
+    for (const { cause, cost } of strictnessCosts(cfg.openvpnArgs, !cfg.noLegacy)) {
+      if (cause === "--no-legacy") logger.log(0, `${cause}: ${cost}`);
+      else logger.warn(`OpenVPN argument ${cause}: ${cost}`);
+    }
+    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run with --no-legacy or a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
     const reset = this.db.resetUsed();
     if (reset > 0) logger.log(3, `Marked ${reset} peer(s) free: the previous run's tunnels are gone`);
     logger.log(1, `Node address ${id.address}, network ${bitsToIpv6(id.network)}/${id.network.length}`);
@@ -446,7 +456,7 @@ export class Daemon {
       }
       case "open": {
         await this.restoreBabel(step.iface);
-        const argv = openvpnClientArgv(this.common, step.iface, step.remotes);
+        const argv = openvpnClientArgv(this.common, step.iface, step.prefix, step.remotes);
         const tunnel: Tunnel = { prefix: step.prefix, iface: step.iface, openedAt: Date.now(), alive: true, retiring: false, traffic: null };
         const child = new Child(`client ${step.iface}`, this.id.openvpn, argv, {
           logPath: this.logPath(`vifibnet.client.${step.prefix}.log`),
