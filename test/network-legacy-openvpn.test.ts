@@ -1,7 +1,9 @@
 // Tunnels with the 2012 nodes, whose OpenVPN 2.2/2.3 speaks TLS 1.0 only and
 // the BF-CBC data cipher (issue 14), in both directions; two of our nodes
 // between themselves keep TLS 1.3 and an AEAD cipher; --no-legacy, or a
-// strict profile passed to OpenVPN, shuts the old node out.
+// strict profile passed to OpenVPN, shuts the old node out. Then a legacy
+// node on Debian 12's OpenVPN 2.6 (the same command lines, unrestricted):
+// TLS 1.3 and AES-256-GCM both ways, as before the allowances.
 //
 //        hub: registry, bridge 198.51.100.0/24
 //        /              |                  \
@@ -53,11 +55,15 @@ const SPEAKS_2_2 = [
 /** An OpenVPN 2.3 server does DHE only. */
 const SERVES_AS_2_3 = ["--tls-cipher", "DHE-RSA-AES256-SHA"];
 
-/** Starts the 2012 node's OpenVPN server, its client to `to`, and its babeld, in `old`'s namespace. */
-function startOldNode(net: Overlay, old: OverlayNode, to: OverlayNode): void {
+/**
+ * Starts a legacy node's OpenVPN server, its client to `to`, and its babeld,
+ * in `old`'s namespace: the legacy command lines, with OpenVPN restricted to
+ * 2.2's (a 2012 node) or not (a legacy node on Debian 12's OpenVPN 2.6).
+ */
+function startOldNode(net: Overlay, old: OverlayNode, to: OverlayNode, as2012: boolean): void {
   const common = [
     "--dev-type", "tap", "--persist-tun", "--persist-key", "--script-security", "2", "--user", "nobody", "--group", "nogroup",
-    "--ping-exit", String(4 * HELLO), "--verb", "3", ...SPEAKS_2_2,
+    "--ping-exit", String(4 * HELLO), "--verb", "3", ...(as2012 ? SPEAKS_2_2 : []),
     "--ca", join(old.dir, "ca.pem"), "--cert", join(old.dir, "cert.crt"), "--key", join(old.dir, "cert.key"),
   ];
   const network = caNetwork(readFileSync(join(old.dir, "ca.pem"), "utf8"));
@@ -69,7 +75,7 @@ function startOldNode(net: Overlay, old: OverlayNode, to: OverlayNode): void {
     p.stdio[3]?.on("data", () => {});
   };
   run("old.server.log", "openvpn", [
-    ...common, ...SERVES_AS_2_3, "--tls-server", "--mode", "server", "--dev", "vifibnet", "--dh", join(old.dir, "dh2048.pem"),
+    ...common, ...(as2012 ? SERVES_AS_2_3 : []), "--tls-server", "--mode", "server", "--dev", "vifibnet", "--dh", join(old.dir, "dh2048.pem"),
     "--max-clients", "4", "--port", "1194", "--proto", "udp",
     "--up", `${BIN("ovpn-server")} ${old.address}/${network.length + net.prefix(old.index).length}`,
     "--client-connect", `${BIN("ovpn-server")} 3`, "--client-disconnect", `${BIN("ovpn-server")} 3`,
@@ -105,7 +111,7 @@ describe("legacy OpenVPN: the 2012 nodes' TLS 1.0 and BF-CBC, both ways", { skip
     const db = PeersDb.open(join(ours1.dir, "peers.db"));
     db.addPeer(net.prefix(old.index), `${old.ip},1194,udp`);
     db.close();
-    startOldNode(net, old, ours0);
+    startOldNode(net, old, ours0, true);
     net.startDaemon(ours0.index);
     net.startDaemon(ours1.index);
 
@@ -154,5 +160,33 @@ describe("legacy OpenVPN: the 2012 nodes' TLS 1.0 and BF-CBC, both ways", { skip
     assert.match(d1.err(), /WARNING: OpenVPN argument --tls-cert-profile preferred: no tunnel with/, "node 1 warns what its OpenVPN argument costs");
     const strictNew = [tunnelNegotiation(read(clientLog(ours0, ours1))), tunnelNegotiation(read(clientLog(ours1, ours0)))].filter((n) => n !== null);
     for (const n of strictNew) assert.equal(n!.tlsVersion, "TLSv1.3");
+  });
+});
+
+describe("legacy OpenVPN: a legacy node on Debian 12's OpenVPN 2.6, both ways", { skip, timeout: 150_000 }, () => {
+  let net: Overlay | undefined;
+  before(() => {
+    installPackages(OVERLAY_PACKAGES);
+  });
+  after(async () => net?.destroy());
+
+  test("the legacy command lines against ours: TLS 1.3 and AES-256-GCM, whichever end dials", { timeout: 140_000 }, async (t) => {
+    net = await Overlay.create({ nodes: 2, hello: HELLO, connectionCount: 4, start: false });
+    const [ours, old] = net.nodes as [OverlayNode, OverlayNode];
+    const db = PeersDb.open(join(ours.dir, "peers.db"));
+    db.addPeer(net.prefix(old.index), `${old.ip},1194,udp`);
+    db.close();
+    startOldNode(net, old, ours, false);
+    net.startDaemon(ours.index);
+    await net.waitAllPairs(60_000);
+    const cn = prefixToCn(net.prefix(old.index));
+    const atServer = serverNegotiations(read(join(ours.log, "vifibnet.server.udp.log"))).get(cn);
+    const atClient = tunnelNegotiation(read(join(ours.log, `vifibnet.client.${net.prefix(old.index)}.log`)));
+    t.diagnostic(`legacy openvpn 2.6: legacy client at our server: ${show(atServer)}; our client to the legacy server: ${show(atClient)}`);
+    for (const n of [atServer, atClient]) {
+      assert.equal(n?.tlsVersion, "TLSv1.3");
+      assert.equal(n?.dataCipher, "AES-256-GCM");
+    }
+    assert.equal(atClient?.peer, cn);
   });
 });
