@@ -93,18 +93,22 @@ function startOldNode(net: Overlay, old: OverlayNode, to: OverlayNode, as2012: b
 const read = (path: string): string => (existsSync(path) ? readFileSync(path, "utf8") : "");
 const show = (n: Negotiation | null | undefined): string => (n ? `${n.tlsVersion} ${n.tlsCipher}, data ${n.dataCipher}${n.dataAuth ? `/${n.dataAuth}` : ""}` : "none");
 
-describe("legacy OpenVPN: the 2012 nodes' TLS 1.0 and BF-CBC, both ways", { skip, timeout: 240_000 }, () => {
-  let net: Overlay | undefined;
+describe("legacy OpenVPN, both ways", { skip, timeout: 400_000 }, () => {
+  /** One network per test, each destroyed at its end (the machine is shared), all of them after. */
+  const nets: Overlay[] = [];
   before(() => {
     installPackages(OVERLAY_PACKAGES);
   });
-  after(async () => net?.destroy());
+  after(async () => {
+    for (const net of nets) await net.destroy();
+  });
 
-  test("old client to our server, our client to the old server, ours between themselves on TLS 1.3; then --no-legacy", { timeout: 230_000 }, async (t) => {
-    net = await Overlay.create({ nodes: 3, hello: HELLO, connectionCount: 4, start: false });
+  test("2012 node: old client to our server, our client to the old server (TLS 1.0, BF-CBC), ours between themselves on TLS 1.3; then --no-legacy", { timeout: 230_000 }, async (t) => {
+    const net = await Overlay.create({ nodes: 3, hello: HELLO, connectionCount: 4, start: false });
+    nets.push(net);
     const [ours0, ours1, old] = net.nodes as [OverlayNode, OverlayNode, OverlayNode];
-    const cn = (n: OverlayNode): string => prefixToCn(net!.prefix(n.index));
-    const clientLog = (n: OverlayNode, peer: OverlayNode): string => join(n.log, `vifibnet.client.${net!.prefix(peer.index)}.log`);
+    const cn = (n: OverlayNode): string => prefixToCn(net.prefix(n.index));
+    const clientLog = (n: OverlayNode, peer: OverlayNode): string => join(n.log, `vifibnet.client.${net.prefix(peer.index)}.log`);
     const serverLog = (n: OverlayNode): string => join(n.log, "vifibnet.server.udp.log");
 
     // Node 1 knows the old node (which never declares itself here).
@@ -147,7 +151,7 @@ describe("legacy OpenVPN: the 2012 nodes' TLS 1.0 and BF-CBC, both ways", { skip
     const since1 = read(clientLog(ours1, old)).length;
     const d0 = net.startDaemon(ours0.index, ["--no-legacy"]);
     const d1 = net.startDaemon(ours1.index, [], ["--tls-cert-profile", "preferred"]);
-    const pinged = await waitFor(async () => (await net!.ping(0, 1)) && (await net!.ping(1, 0)), 60_000, 500);
+    const pinged = await waitFor(async () => (await net.ping(0, 1)) && (await net.ping(1, 0)), 60_000, 500);
     assert.ok(pinged, `nodes 0 and 1 ping each other when strict:\n${net.diagnostics()}`);
     // The old node's client retries every few seconds, node 1's tunnel to it too: give them 6 hellos.
     await new Promise((r) => setTimeout(r, 6 * HELLO * 1000));
@@ -160,18 +164,12 @@ describe("legacy OpenVPN: the 2012 nodes' TLS 1.0 and BF-CBC, both ways", { skip
     assert.match(d1.err(), /WARNING: OpenVPN argument --tls-cert-profile preferred: no tunnel with/, "node 1 warns what its OpenVPN argument costs");
     const strictNew = [tunnelNegotiation(read(clientLog(ours0, ours1))), tunnelNegotiation(read(clientLog(ours1, ours0)))].filter((n) => n !== null);
     for (const n of strictNew) assert.equal(n!.tlsVersion, "TLSv1.3");
+    await net.destroy();
   });
-});
 
-describe("legacy OpenVPN: a legacy node on Debian 12's OpenVPN 2.6, both ways", { skip, timeout: 150_000 }, () => {
-  let net: Overlay | undefined;
-  before(() => {
-    installPackages(OVERLAY_PACKAGES);
-  });
-  after(async () => net?.destroy());
-
-  test("the legacy command lines against ours: TLS 1.3 and AES-256-GCM, whichever end dials", { timeout: 140_000 }, async (t) => {
-    net = await Overlay.create({ nodes: 2, hello: HELLO, connectionCount: 4, start: false });
+  test("legacy node on Debian 12's OpenVPN 2.6, the legacy command lines: TLS 1.3 and AES-256-GCM, whichever end dials", { timeout: 140_000 }, async (t) => {
+    const net = await Overlay.create({ nodes: 2, hello: HELLO, connectionCount: 4, start: false });
+    nets.push(net);
     const [ours, old] = net.nodes as [OverlayNode, OverlayNode];
     const db = PeersDb.open(join(ours.dir, "peers.db"));
     db.addPeer(net.prefix(old.index), `${old.ip},1194,udp`);
