@@ -1,7 +1,8 @@
 // Command lines of the daemon's children (SPEC section 6): OpenVPN servers
 // and clients, and babeld. Pure: the launcher that runs them is elsewhere.
 // Legacy Python nodes must accept these tunnels, so every option below is
-// the legacy's, in the legacy's meaning.
+// the legacy's, in the legacy's meaning, or one that only widens what we
+// accept or checks what the legacy left unchecked (docs/decisions.md).
 
 import { legacyAllowances } from "./legacy-peers";
 import { Bits, PeerAddress, bitsToIpv6, prefixToCn } from "./utils/address";
