@@ -56,6 +56,12 @@ export const underlayIp = (i: number): string => `198.51.100.${11 + i}`;
 /** Outside address of node i's NAT router (behindNat). */
 export const routerIp = (i: number): string => `192.0.3.${11 + i}`;
 export const NAT_LAN_IP = "192.0.2.10";
+/** The bridge's IPv6 subnet, for nodes whose underlay has IPv6 (option underlay). */
+export const HUB_IP6 = "2001:db8:ffff::1";
+export const underlayIp6 = (i: number): string => `2001:db8:ffff::${(0x11 + i).toString(16)}`;
+
+/** What node i's link to the bridge carries: IPv4 (198.51.100.0/24), IPv6 (2001:db8:ffff::/64), or both. */
+export type Underlay = "ipv4" | "ipv6" | "dual";
 
 export interface OverlayOptions {
   nodes: number;
@@ -87,6 +93,13 @@ export interface OverlayOptions {
    * bridge (needs nftables, miniupnpd-nftables).
    */
   behindNat?: number[];
+  /**
+   * Each node's underlay (default "ipv4" for all): an "ipv6" node has no
+   * IPv4 address, reaches the registry at HUB_IP6 and advertises
+   * `--ip <its IPv6> 1194 udp`; a "dual" node advertises both addresses.
+   * Not with behindNat.
+   */
+  underlay?: Underlay[];
 }
 
 export interface Proc {
@@ -148,8 +161,13 @@ export interface OverlayNode {
   ns: string;
   /** The node's overlay IPv6 address. */
   address: string;
-  /** Its underlay IPv4 address (behind a NAT: its LAN address). */
+  /** Its underlay IPv4 address (behind a NAT: its LAN address); its IPv6 one on an "ipv6" underlay. */
   ip: string;
+  underlay: Underlay;
+  /** The registry's address, as this node reaches it. */
+  registryIp: string;
+  /** What it advertises with --ip (none behind a NAT: UPnP). */
+  advertised: Array<[ip: string, port: string, proto: string]>;
   /** Behind a NAT: the router's namespace and outside address; its miniupnpd. */
   nat?: { ns: string; ip: string; upnpd: Proc };
   dir: string;
@@ -176,7 +194,7 @@ export class Overlay {
       nodes: options.nodes, hello: options.hello ?? 2, connectionCount: options.connectionCount ?? 4,
       tunnelRefresh: options.tunnelRefresh ?? 5, peersDbRefresh: options.peersDbRefresh ?? 5,
       refreshRate: options.refreshRate ?? 0, verbose: options.verbose ?? 3, extraArgs: options.extraArgs ?? [],
-      behindNat: options.behindNat ?? [], noIp: options.noIp ?? [],
+      behindNat: options.behindNat ?? [], noIp: options.noIp ?? [], underlay: options.underlay ?? [],
     });
     try {
       await net.build();
@@ -201,6 +219,7 @@ export class Overlay {
     this.hub = lab.add();
     this.ip(["-n", this.hub, "link", "add", "internet", "type", "bridge"]);
     this.ip(["-n", this.hub, "addr", "add", `${HUB_IP}/24`, "dev", "internet"]);
+    this.ip(["-n", this.hub, "addr", "add", `${HUB_IP6}/64`, "dev", "internet", "nodad"]);
     this.ip(["-n", this.hub, "link", "set", "internet", "up"]);
     const nat = new Set(this.opts.behindNat);
     if (nat.size > 0) this.ip(["-n", this.hub, "route", "add", "192.0.3.0/24", "dev", "internet"]);
@@ -217,21 +236,31 @@ export class Overlay {
         lab.link(router, "192.0.2.1/24", ns, `${NAT_LAN_IP}/24`, "eth0");
         this.ip(["-n", ns, "route", "add", "default", "via", "192.0.2.1"]);
         const upnpd = this.natRouter(router, i);
-        this.nodes.push({ index: i, ns, address: "", ip: NAT_LAN_IP, dir, log: join(dir, "log"), daemon: null, nat: { ns: router, ip: routerIp(i), upnpd } });
+        this.nodes.push({
+          index: i, ns, address: "", ip: NAT_LAN_IP, underlay: "ipv4", registryIp: HUB_IP, advertised: [], dir, log: join(dir, "log"), daemon: null,
+          nat: { ns: router, ip: routerIp(i), upnpd },
+        });
         continue;
       }
+      const underlay = this.opts.underlay[i] ?? "ipv4";
       this.ip(["-n", this.hub, "link", "add", `v${i}`, "type", "veth", "peer", "name", "eth0", "netns", ns]);
       this.ip(["-n", this.hub, "link", "set", `v${i}`, "master", "internet", "up"]);
-      this.ip(["-n", ns, "addr", "add", `${underlayIp(i)}/24`, "dev", "eth0"]);
+      if (underlay !== "ipv6") this.ip(["-n", ns, "addr", "add", `${underlayIp(i)}/24`, "dev", "eth0"]);
+      if (underlay !== "ipv4") this.ip(["-n", ns, "addr", "add", `${underlayIp6(i)}/64`, "dev", "eth0", "nodad"]);
       this.ip(["-n", ns, "link", "set", "eth0", "up"]);
       if (nat.size > 0) this.ip(["-n", ns, "route", "add", "192.0.3.0/24", "dev", "eth0"]);
-      this.nodes.push({ index: i, ns, address: "", ip: underlayIp(i), dir, log: join(dir, "log"), daemon: null });
+      const ip = underlay === "ipv6" ? underlayIp6(i) : underlayIp(i);
+      const advertised: OverlayNode["advertised"] = [
+        ...(underlay !== "ipv6" ? [[underlayIp(i), "1194", "udp"] as [string, string, string]] : []),
+        ...(underlay !== "ipv4" ? [[underlayIp6(i), "1194", "udp"] as [string, string, string]] : []),
+      ];
+      this.nodes.push({ index: i, ns, address: "", ip, underlay, registryIp: underlay === "ipv6" ? HUB_IP6 : HUB_IP, advertised, dir, log: join(dir, "log"), daemon: null });
     }
     for (const n of this.nodes)
       if (n.nat && !(await waitFor(() => n.nat!.upnpd.err().includes("HTTP listening"), 10_000, 100)))
         throw new Error(`miniupnpd of node ${n.index}'s router did not start:\n${n.nat.upnpd.err()}`);
     const underlayOk = await waitFor(async () =>
-      (await Promise.all(this.nodes.map((n) => run(["ip", "netns", "exec", n.ns, "ping", "-c1", "-W1", HUB_IP], 5_000)))).every((r) => r.status === 0), 15_000, 300);
+      (await Promise.all(this.nodes.map((n) => run(["ip", "netns", "exec", n.ns, "ping", "-c1", "-W1", n.registryIp], 5_000)))).every((r) => r.status === 0), 15_000, 300);
     if (!underlayOk) throw new Error("underlay: a node cannot ping the hub");
 
     // SMTP sink and registry in the hub.
@@ -257,7 +286,7 @@ export class Overlay {
     await Promise.all(this.nodes.map(async (n) => {
       const email = `n${n.index}@example.com`;
       const setup = this.keep(track(lab.spawn(n.ns, [
-        NODE, BIN("vifibnet-setup"), "--server", HUB_IP, "--port", String(this.registryPort), "--dir", n.dir, "--email", email, "--no-boot",
+        NODE, BIN("vifibnet-setup"), "--server", n.registryIp, "--port", String(this.registryPort), "--dir", n.dir, "--email", email, "--no-boot",
       ], { stdio: ["pipe", "pipe", "pipe"] })));
       if (!(await waitFor(() => tokenFor(email) !== null && setup.out().includes("Please enter your token : "), 30_000, 100)))
         throw new Error(`no token for ${email}: ${setup.out()} ${setup.err()}`);
@@ -283,19 +312,22 @@ export class Overlay {
     return p;
   }
 
-  /** Starts node i's daemon with the legacy flags (no-op if it is running). */
-  startDaemon(i: number): Proc {
+  /**
+   * Starts node i's daemon with the legacy flags, `extraArgs` after the
+   * overlay's, and `openvpnArgs` after `-- --key ...` (no-op if it is running).
+   */
+  startDaemon(i: number, extraArgs: readonly string[] = [], openvpnArgs: readonly string[] = []): Proc {
     const n = this.nodes[i]!;
     if (n.daemon && running(n.daemon)) return n.daemon;
     const o = this.opts;
     n.daemon = this.keep(track(this.lab.spawn(n.ns, [
-      NODE, BIN("vifibnet"), "--server", HUB_IP, "--server-port", String(this.registryPort),
-      ...(n.nat || o.noIp.includes(i) ? [] : ["--ip", n.ip, "1194", "udp"]),
+      NODE, BIN("vifibnet"), "--server", n.registryIp, "--server-port", String(this.registryPort),
+      ...(o.noIp.includes(i) ? [] : n.advertised.flatMap((a) => ["--ip", ...a])),
       "--hello", String(o.hello), "--tunnel-refresh", String(o.tunnelRefresh), "--peers-db-refresh", String(o.peersDbRefresh),
-      "--connection-count", String(o.connectionCount), "--refresh-rate", String(o.refreshRate), ...o.extraArgs,
+      "--connection-count", String(o.connectionCount), "--refresh-rate", String(o.refreshRate), ...o.extraArgs, ...extraArgs,
       "-s", n.dir, "-l", n.log, "-v", String(o.verbose),
       "--ca", join(n.dir, "ca.pem"), "--cert", join(n.dir, "cert.crt"), "--dh", join(n.dir, "dh2048.pem"),
-      "--", "--key", join(n.dir, "cert.key"),
+      "--", "--key", join(n.dir, "cert.key"), ...openvpnArgs,
     ], { stdio: ["ignore", "ignore", "pipe"] })));
     return n.daemon;
   }

@@ -1,9 +1,11 @@
 // Command lines of the daemon's children (SPEC section 6): OpenVPN servers
 // and clients, and babeld. Pure: the launcher that runs them is elsewhere.
 // Legacy Python nodes must accept these tunnels, so every option below is
-// the legacy's, in the legacy's meaning.
+// the legacy's, in the legacy's meaning, or one that only widens what we
+// accept or checks what the legacy left unchecked (docs/decisions.md).
 
-import { Bits, PeerAddress, bitsToIpv6, dialProto } from "./utils/address";
+import { legacyAllowances } from "./legacy-peers";
+import { Bits, PeerAddress, bitsToIpv6, dialProto, prefixToCn } from "./utils/address";
 
 /** What every OpenVPN process of a node shares. */
 export interface OpenvpnCommon {
@@ -17,6 +19,8 @@ export interface OpenvpnCommon {
   hookDir: string;
   /** The file descriptor, in OpenVPN, on which hooks write their events. */
   eventFd: number;
+  /** Let legacy peers in (lib/legacy-peers.ts); false under the daemon's --no-legacy. */
+  legacy: boolean;
 }
 
 function common(c: OpenvpnCommon): string[] {
@@ -29,11 +33,11 @@ function common(c: OpenvpnCommon): string[] {
     "--group", "nogroup",
     "--ping-exit", String(4 * c.hello),
     "--verb", String(c.verbose),
-    // Peers' certificates signed with SHA-1 (the legacy registry's) are
-    // refused otherwise (SPEC section 7); docs/decisions.md says why this is
-    // safe. Before the user's arguments, so `-- --tls-cert-profile preferred`
-    // overrides it (OpenVPN keeps the last).
-    "--tls-cert-profile", "insecure",
+    // SHA-1 certificates (the legacy registry's) and the 2012 nodes' TLS 1.0
+    // and BF-CBC; docs/decisions.md says why this is safe. Before the user's
+    // arguments, so `-- --tls-cert-profile preferred` overrides it (OpenVPN
+    // keeps the last).
+    ...(c.legacy ? legacyAllowances() : []),
     ...c.openvpnArgs,
     "--ca", c.ca,
     "--cert", c.cert,
@@ -60,19 +64,26 @@ export function openvpnServerArgv(c: OpenvpnCommon, s: ServerOptions): string[] 
     "--dh", s.dh,
     "--max-clients", String(s.maxClients),
     "--port", String(s.port),
-    "--proto", s.proto,
+    // An IPv6 socket that takes IPv4 too (OpenVPN clears IPV6_V6ONLY); "udp"
+    // alone binds IPv4 only. Peers see the same options either way.
+    "--proto", s.proto === "udp" ? "udp6" : "tcp6-server",
     "--up", `${hook} ${s.address}`,
     "--client-connect", `${hook} ${c.eventFd}`,
     "--client-disconnect", `${hook} ${c.eventFd}`,
   ];
 }
 
-export function openvpnClientArgv(c: OpenvpnCommon, dev: string, remotes: readonly PeerAddress[]): string[] {
+/** A client tunnel to the node of prefix `peer`, at the addresses it advertised. */
+export function openvpnClientArgv(c: OpenvpnCommon, dev: string, peer: Bits, remotes: readonly PeerAddress[]): string[] {
   const hook = `${c.hookDir}/ovpn-client`;
   return [
     ...common(c),
     "--nobind",
     "--client",
+    // Only that node's certificate will do: an address list pointing
+    // elsewhere (a forged declare, a stale entry) reaches no one else. After
+    // the user's arguments, so they cannot turn it off by accident.
+    "--verify-x509-name", prefixToCn(peer), "name",
     "--dev", dev,
     "--up", hook,
     "--route-up", `${hook} ${c.eventFd}`,

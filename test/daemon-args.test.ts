@@ -158,6 +158,7 @@ function fromPython(ns: PyNamespace): ConfigJson {
     refreshRate: Number(ns.refresh_rate),
     address: ns.address && ns.address.map(([ip, port, proto]) => ({ ip, port: Number(port), proto: proto as "udp" | "tcp-client" | "tcp-server" })),
     openvpnArgs: ns.openvpn_args,
+    noLegacy: false, // not a legacy flag
   };
 }
 
@@ -414,6 +415,24 @@ describe("@file reading", () => {
   test("@ words after '--' are still read as files, as argparse does", () => {
     writeFileSync(join(tmp, "ovpn.conf"), "key cert.key\n");
     assert.deepEqual(ours([...REQUIRED, "--", "@ovpn.conf"], tmp).config!.openvpnArgs, ["--key", "cert.key"]);
+  });
+});
+
+describe("--no-legacy (ours, not the legacy's)", () => {
+  test("off by default, on with the flag, from a file too; the words after -- are OpenVPN's", () => {
+    assert.equal(ours(REQUIRED).config!.noLegacy, false);
+    assert.equal(ours([...REQUIRED, "--no-legacy"]).config!.noLegacy, true);
+    const tmp = mkdtempSync(join(tmpdir(), "vfb-args-"));
+    try {
+      writeFileSync(join(tmp, "strict.conf"), "no-legacy\n");
+      assert.equal(ours([...REQUIRED, "@strict.conf"], tmp).config!.noLegacy, true);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    const after = ours([...REQUIRED, "--", "--no-legacy"]).config!;
+    assert.equal(after.noLegacy, false);
+    assert.deepEqual(after.openvpnArgs, ["--no-legacy"]);
+    assert.equal(errorOf(ours([...REQUIRED, "--no-legacy=1"]).stderr), "argument --no-legacy: ignored explicit argument '1'");
   });
 });
 

@@ -86,6 +86,13 @@ describe("startup checks", () => {
     assert.equal(checkNodeCertificate(certPem, ca.pem).sha1, false);
   });
 
+  test("--no-legacy with the node's own certificate signed with SHA-1: refused, OpenVPN would not load it", { skip: !haveTools && "openvpn/babeld not installed" }, () => {
+    const args = files("g", { cert: sha1Cert() });
+    assert.equal(startupChecks(parseDaemonArgsOrThrow(args), 0).sha1, true, "accepted without --no-legacy");
+    assert.throws(() => startupChecks(parseDaemonArgsOrThrow([...args, "--no-legacy"]), 0),
+      (e: Error) => e instanceof StartupError && /cert\.crt is signed with SHA-1, which --no-legacy refuses/.test(e.message));
+  });
+
   test("the program: one line on stderr, status 1, nothing started", () => {
     const args = files("f", { peersDb: false });
     const r = spawnSync(process.execPath, [BIN("vifibnet"), ...args], { encoding: "utf8", timeout: 30_000 });

@@ -50,7 +50,7 @@ exit 0
 `, { mode: 0o755 });
   const n = net.nodes[i]!;
   const argv = openvpnServerArgv(
-    { hello: net.opts.hello, verbose: 3, ca: join(n.dir, "ca.pem"), cert: join(n.dir, "cert.crt"), openvpnArgs: ["--key", join(n.dir, "cert.key"), "--ping", "1"], hookDir: hooks, eventFd: 3 },
+    { hello: net.opts.hello, verbose: 3, ca: join(n.dir, "ca.pem"), cert: join(n.dir, "cert.crt"), openvpnArgs: ["--key", join(n.dir, "cert.key"), "--ping", "1"], hookDir: hooks, eventFd: 3, legacy: true },
     { dev: "vifibnet", port: 1194, proto: "udp", dh: join(n.dir, "dh2048.pem"), maxClients: 4, address: `${n.address}/64` },
   );
   net.lab.spawn(n.ns, ["openvpn", ...argv], { stdio: "ignore" });

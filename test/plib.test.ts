@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -11,20 +11,31 @@ import { BIN } from "../harness/paths";
 
 const c: OpenvpnCommon = {
   hello: 15, verbose: 3, ca: "/etc/vifib/ca.pem", cert: "/etc/vifib/cert.crt", openvpnArgs: ["--key", "/etc/vifib/cert.key"],
-  hookDir: "/opt/vifibnet/bin", eventFd: 3,
+  hookDir: "/opt/vifibnet/bin", eventFd: 3, legacy: true,
 };
 
 /** The value following `flag` in argv. */
 const after = (argv: string[], flag: string): string | undefined => argv[argv.indexOf(flag) + 1];
 
-test("common OpenVPN options are the legacy's, user arguments before --ca/--cert", () => {
-  const argv = openvpnClientArgv(c, "client1", []);
-  assert.deepEqual(argv.slice(0, 18), ["--dev-type", "tap", "--persist-tun", "--persist-key", "--script-security", "2", "--user", "nobody", "--group", "nogroup", "--ping-exit", "60", "--verb", "3", "--tls-cert-profile", "insecure", "--key", "/etc/vifib/cert.key"]);
+test("common OpenVPN options are the legacy's, then the legacy peers' allowances, user arguments before --ca/--cert", () => {
+  const argv = openvpnClientArgv(c, "client1", "0000000000000101", []);
+  assert.deepEqual(argv.slice(0, 25), [
+    "--dev-type", "tap", "--persist-tun", "--persist-key", "--script-security", "2", "--user", "nobody", "--group", "nogroup", "--ping-exit", "60", "--verb", "3",
+    "--tls-cert-profile", "insecure", "--tls-version-min", "1.0", "--data-ciphers", "AES-256-GCM:AES-128-GCM:CHACHA20-POLY1305:?BF-CBC",
+    "--providers", "legacy", "default", "--key", "/etc/vifib/cert.key",
+  ]);
   assert.equal(after(argv, "--ca"), "/etc/vifib/ca.pem");
   assert.equal(after(argv, "--cert"), "/etc/vifib/cert.crt");
   // The user's profile comes last, so it wins over the one accepting SHA-1 peers.
-  const strict = openvpnClientArgv({ ...c, openvpnArgs: ["--tls-cert-profile", "preferred"] }, "client1", []);
+  const strict = openvpnClientArgv({ ...c, openvpnArgs: ["--tls-cert-profile", "preferred"] }, "client1", "0000000000000101", []);
   assert.equal(strict[strict.lastIndexOf("--tls-cert-profile") + 1], "preferred");
+});
+
+test("--no-legacy: none of the allowances, OpenVPN's defaults", () => {
+  const server = openvpnServerArgv({ ...c, legacy: false }, { dev: "vifibnet", port: 1194, proto: "udp", dh: "/d", maxClients: 2, address: "2001:db8:42:5::/64" });
+  const client = openvpnClientArgv({ ...c, legacy: false }, "client1", "0000000000000101", []);
+  for (const argv of [server, client])
+    for (const flag of ["--tls-cert-profile", "--tls-version-min", "--data-ciphers", "--providers"]) assert.ok(!argv.includes(flag), flag);
 });
 
 test("server: tls-server mode with its hooks, port and proto", () => {
@@ -34,14 +45,14 @@ test("server: tls-server mode with its hooks, port and proto", () => {
   assert.equal(after(argv, "--dev"), "vifibnet");
   assert.equal(after(argv, "--max-clients"), "20");
   assert.equal(after(argv, "--port"), "1194");
-  assert.equal(after(argv, "--proto"), "udp");
+  assert.equal(after(argv, "--proto"), "udp6", "dual-stack: IPv6 and IPv4 clients");
   assert.equal(after(argv, "--up"), "/opt/vifibnet/bin/ovpn-server 2001:db8:42:5::/64");
   assert.equal(after(argv, "--client-connect"), "/opt/vifibnet/bin/ovpn-server 3");
   assert.equal(after(argv, "--client-disconnect"), "/opt/vifibnet/bin/ovpn-server 3");
 });
 
 test("client: one --remote per address, tcp-server dialled as tcp-client", () => {
-  const argv = openvpnClientArgv(c, "client4", [
+  const argv = openvpnClientArgv(c, "client4", "0000000000000101", [
     { ip: "198.51.100.7", port: 1194, proto: "udp" },
     { ip: "198.51.100.7", port: 1000, proto: "tcp-server" },
     { ip: "198.51.100.8", port: 443, proto: "tcp-client" },
@@ -52,6 +63,19 @@ test("client: one --remote per address, tcp-server dialled as tcp-client", () =>
   assert.ok(argv.includes("--nobind") && argv.includes("--client"));
   assert.equal(after(argv, "--dev"), "client4");
   assert.equal(after(argv, "--route-up"), "/opt/vifibnet/bin/ovpn-client 3");
+});
+
+test("server: a tcp-server listens dual-stack too", () => {
+  const argv = openvpnServerArgv(c, { dev: "vifibnet1", port: 443, proto: "tcp-server", dh: "/d", maxClients: 2, address: "2001:db8:42:5::/64" });
+  assert.equal(after(argv, "--proto"), "tcp6-server");
+});
+
+test("client: only the node it was meant for, by the CN of its prefix, whatever the user passes", () => {
+  const argv = openvpnClientArgv({ ...c, openvpnArgs: ["--verify-x509-name", "x", "name"] }, "client1", "0000000000000101", []);
+  const at = argv.lastIndexOf("--verify-x509-name");
+  assert.deepEqual(argv.slice(at, at + 3), ["--verify-x509-name", "5/16", "name"]);
+  assert.ok(at > argv.indexOf("x"), "after the user's arguments");
+  assert.deepEqual(after(openvpnClientArgv(c, "client1", "1".repeat(20), []), "--verify-x509-name"), "1048575/20");
 });
 
 test("babeld: legacy filters, own pid and state files, every interface", () => {
@@ -103,6 +127,11 @@ test("hooks report events on the daemon's socket and push the client its address
     assert.deepEqual(r, { code: 0, events: "route-up 198.51.100.3 198.51.100.9\n" });
     r = await runHook("ovpn-client", { script_type: "route-up", trusted_ip6: "2001:db8::9" }, ["3"]);
     assert.deepEqual(r, { code: 0, events: "route-up  2001:db8::9\n" }, "no external_ip pushed: an empty field");
+    // An IPv6 client (OpenVPN sets trusted_ip6 instead) connects, and is told no address.
+    rmSync(pushFile);
+    r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "6/16", trusted_ip6: "2001:db8:ffff::12" }, ["3", pushFile]);
+    assert.deepEqual(r, { code: 0, events: "client-connect 6/16 2001:db8:ffff::12\n" });
+    assert.equal(existsSync(pushFile), false, "nothing pushed");
     r = await runHook("ovpn-client", { script_type: "route-up" }, ["3;touch " + join(dir, "x")]);
     assert.equal(r.code, 1, "a descriptor that is not a number is refused");
   } finally {

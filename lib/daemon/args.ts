@@ -44,6 +44,8 @@ export interface DaemonConfig {
   address: PeerAddress[] | undefined;
   /** The words after `--`, exactly as given, without the `--` itself. */
   openvpnArgs: string[];
+  /** --no-legacy: OpenVPN without the allowances for legacy peers (lib/legacy-peers.ts). Not a legacy flag. */
+  noLegacy: boolean;
 }
 
 export interface ArgsIo {
@@ -118,6 +120,7 @@ interface RawArgs {
   refresh_rate: number;
   address: Array<[string, string, string]> | undefined;
   openvpn_args: string[];
+  no_legacy: boolean;
 }
 
 function buildParser(prog: string, cwd: string): LegacyParser {
@@ -160,6 +163,11 @@ function buildParser(prog: string, cwd: string): LegacyParser {
   _("--ip", {
     action: "append", nargs: 3, dest: "address", metavar: ["ADDRESS", "PORT", "PROTO"],
     help: "Address advertised to other nodes instead of trying UPnP: an IPv4 or IPv6 address, a port, and udp or tcp-client (tcp-server is read as tcp-client); repeatable",
+  });
+  _("--no-legacy", {
+    action: "store_true",
+    help: "Refuse legacy peers, for a network that has none left: no SHA-1 certificates, no TLS below 1.2, no BF-CBC " +
+      "(OpenVPN's own defaults); without it, nodes of the 2012 vifibnet (OpenVPN 2.2/2.3) and the legacy registry's certificates are accepted",
   });
   _("openvpn_args", { nargs: REMAINDER, help: "After '--': options passed to every OpenVPN process as they are (e.g. --key cert.key)" });
   return p;
@@ -246,6 +254,6 @@ function check(parser: LegacyParser, a: RawArgs): DaemonConfig {
     server, serverPort: a.server_port, log: a.log, state: a.state, verbose: a.verbose,
     interfaces: [...a.iface_list], peersDbRefresh: a.peers_db_refresh, hello: a.hello, wireless: a.wireless,
     pp, tunnelRefresh: a.tunnel_refresh, dh: a.dh, ca: a.ca, cert: a.cert,
-    connectionCount: a.connection_count, refreshRate: a.refresh_rate, address, openvpnArgs,
+    connectionCount: a.connection_count, refreshRate: a.refresh_rate, address, openvpnArgs, noLegacy: a.no_legacy,
   };
 }

@@ -85,6 +85,9 @@ export function startupChecks(cfg: DaemonConfig, uid: number | undefined = proce
   }
   if (cert.prefix === null || network.length + cert.prefix.length > 128)
     throw new StartupError(`--cert ${cfg.cert}: its common name ${JSON.stringify(cert.commonName)} is not a vifibnet prefix ("<integer>/<length>")`);
+  // OpenSSL would refuse the node's own certificate (SPEC section 7): one line now rather than a dying server.
+  if (cfg.noLegacy && cert.sha1)
+    throw new StartupError(`--cert ${cfg.cert} is signed with SHA-1, which --no-legacy refuses: get a certificate signed with SHA-256 first, or run without --no-legacy`);
   const peersDbPath = join(cfg.state, "peers.db");
   if (!existsSync(peersDbPath)) throw new StartupError(`${peersDbPath} does not exist: run vifibnet-setup first`);
   try {

@@ -16,6 +16,7 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { PeersDb } from "../db";
+import { strictnessCosts } from "../legacy-peers";
 import { OpenvpnCommon, openvpnClientArgv } from "../plib";
 import { CLIENT_INTERFACES } from "../tunnel";
 import { bitsToIpv6 } from "../utils/address";
@@ -63,7 +64,7 @@ export class Daemon {
     const db = (this.db = PeersDb.open(id.peersDbPath));
     const logs = (this.logs = new LogFiles(cfg.log));
     const common: OpenvpnCommon = {
-      hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs, hookDir: HOOK_DIR, eventFd: EVENT_FD,
+      hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs, hookDir: HOOK_DIR, eventFd: EVENT_FD, legacy: !cfg.noLegacy,
     };
     const subnet = `${id.address}/${id.network.length + id.prefix.length}`;
     const servers = cfg.pp.map((_, index) => new Server({ index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet }, logs, deps));
@@ -81,7 +82,7 @@ export class Daemon {
       spawn: (iface, prefix, remotes, events) => {
         const log = logs.open(`vifibnet.client.${prefix}.log`);
         try {
-          return new Child(`client ${iface}`, id.openvpn, openvpnClientArgv(common, iface, remotes), {
+          return new Child(`client ${iface}`, id.openvpn, openvpnClientArgv(common, iface, prefix, remotes), {
             log,
             onEvent: (type, arg) => {
               const [external, remote] = arg.split(" ");
@@ -125,7 +126,13 @@ export class Daemon {
   async start(): Promise<void> {
     const { cfg, id, logger } = this;
     enableForwarding(logger);
-    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run OpenVPN with a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
+    // What a strict setting costs: who cannot tunnel with us. A warning when
+    // it comes from OpenVPN arguments, where it is easily set by accident.
+    for (const { cause, cost } of strictnessCosts(cfg.openvpnArgs, !cfg.noLegacy)) {
+      if (cause === "--no-legacy") logger.log(0, `${cause}: ${cost}`);
+      else logger.warn(`OpenVPN argument ${cause}: ${cost}`);
+    }
+    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run with --no-legacy or a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
     const reset = this.db.resetUsed();
     if (reset > 0) logger.log(3, `Marked ${reset} peer(s) free: the previous run's tunnels are gone`);
     logger.log(1, `Node address ${id.address}, network ${bitsToIpv6(id.network)}/${id.network.length}`);
