@@ -443,10 +443,14 @@ export class Overlay {
       .map((t) => ({ iface: t.interface, prefix: t.prefix, peer: prefixOf.get(t.prefix) ?? -1 }));
   }
 
-  /** Unordered pairs "i-j" (i < j) of nodes joined by a connected client tunnel, from the daemons' status. */
+  /**
+   * Unordered pairs "i-j" (i < j) of nodes joined by a connected client
+   * tunnel, from the status of the nodes that run a daemon (a node without
+   * one, such as a test's legacy node, appears only as a peer).
+   */
   async directPairs(): Promise<Set<string>> {
     const pairs = new Set<string>();
-    for (const n of this.nodes)
+    for (const n of this.nodes.filter((n) => n.daemon !== null && running(n.daemon)))
       for (const t of await this.tunnelsUp(n.index)) if (t.peer >= 0) pairs.add([n.index, t.peer].sort((a, b) => a - b).join("-"));
     return pairs;
   }
