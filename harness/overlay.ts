@@ -53,6 +53,8 @@ import { tokenInMailDir } from "./smtp-sink";
 
 export const HUB_IP = "198.51.100.1";
 export const underlayIp = (i: number): string => `198.51.100.${11 + i}`;
+/** Nodes the underlay holds: 198.51.100.11 to .254. */
+export const MAX_NODES = 244;
 /** Outside address of node i's NAT router (behindNat). */
 export const routerIp = (i: number): string => `192.0.3.${11 + i}`;
 export const NAT_LAN_IP = "192.0.2.10";
@@ -190,6 +192,7 @@ export class Overlay {
   }
 
   static async create(options: OverlayOptions): Promise<Overlay> {
+    if (options.nodes > MAX_NODES) throw new Error(`${options.nodes} nodes: the underlay 198.51.100.0/24 holds at most ${MAX_NODES}`);
     const net = new Overlay({
       nodes: options.nodes, hello: options.hello ?? 2, connectionCount: options.connectionCount ?? 4,
       tunnelRefresh: options.tunnelRefresh ?? 5, peersDbRefresh: options.peersDbRefresh ?? 5,

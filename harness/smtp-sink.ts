@@ -1,8 +1,8 @@
 // A real SMTP server (smtp-server) that stores each message it receives as
 // DIR/<n>.eml. Used in-process by the Node tests and as a program by the
 // overlay harness and the Python interop tests (those run it as
-// dist/test/helpers/smtp-sink.js): `node smtp-sink.js DIR` prints "PORT\n"
-// once listening.
+// dist/test/helpers/smtp-sink.js): `node smtp-sink.js DIR [PORT]` prints
+// "PORT\n" once listening (on 127.0.0.1, any free port by default).
 
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -40,7 +40,7 @@ export function tokenInMailDir(dir: string, email: string): string | null {
   return null;
 }
 
-export async function startSmtpSink(dir?: string): Promise<SmtpSink> {
+export async function startSmtpSink(dir?: string, port = 0): Promise<SmtpSink> {
   const mails: Mail[] = [];
   let taken = 0;
   const waiters: Array<() => void> = [];
@@ -65,10 +65,9 @@ export async function startSmtpSink(dir?: string): Promise<SmtpSink> {
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   return {
-    port,
+    port: (server.server.address() as AddressInfo).port,
     mails,
     async next(timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
@@ -89,10 +88,10 @@ export async function startSmtpSink(dir?: string): Promise<SmtpSink> {
 export function smtpSinkMain(argv: readonly string[]): void {
   const dir = argv[0];
   if (!dir) {
-    process.stderr.write("usage: smtp-sink DIR\n");
+    process.stderr.write("usage: smtp-sink DIR [PORT]\n");
     process.exit(2);
   }
-  void startSmtpSink(dir).then((sink) => {
+  void startSmtpSink(dir, Number(argv[1] ?? 0)).then((sink) => {
     process.stdout.write(`${sink.port}\n`);
     const stop = (): void => void sink.close().then(() => process.exit(0));
     process.on("SIGTERM", stop);

@@ -8,11 +8,11 @@
 // Needs root (namespaces, tun devices).
 
 import { ArgumentParser } from "argparse";
-import { cpSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
+import { cpSync, lstatSync, mkdtempSync, renameSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Lab } from "../harness/netns";
-import { Overlay } from "../harness/overlay";
+import { MAX_NODES, Overlay } from "../harness/overlay";
 import { NodeView, allReachable, edges, observe, svg, table } from "./overlay-view";
 
 interface Args { nodes: number; duration: number; hello: number; svg: string; keep: boolean; timeout: number }
@@ -34,11 +34,11 @@ async function main(): Promise<number> {
   parser.add_argument("--keep", { action: "store_true", help: "Copy the network's files (certificates, daemon logs, registry database) to a directory before teardown" });
   parser.add_argument("--timeout", { type: "float", default: 180, help: "With --duration: give up (exit 1) if not all pairs are reachable after this many seconds (default: %(default)s)" });
   const args = parser.parse_args() as Args;
+  if (!(args.nodes >= 2 && args.nodes <= MAX_NODES)) parser.error(`argument --nodes: from 2 to ${MAX_NODES} (the underlay is one /24), not ${args.nodes}`);
   if (process.getuid?.() !== 0) {
     process.stderr.write("npm run demo: needs root (network namespaces and tun devices); run it as root, e.g. sudo npm run demo\n");
     return 1;
   }
-  if (!(args.nodes >= 2)) throw new Error("--nodes: at least 2");
   const svgPath = resolve(args.svg);
   keep = args.keep;
 
@@ -112,29 +112,44 @@ async function main(): Promise<number> {
   return 0;
 }
 
-/** Copies the network's files if --keep, then destroys the overlay (daemons SIGTERMed, namespaces and files deleted). */
-async function finish(): Promise<void> {
-  if (!net) return;
+/**
+ * Copies the network's files if --keep, then destroys the overlay (daemons
+ * SIGTERMed, namespaces and files deleted). False if the copy failed.
+ */
+async function finish(): Promise<boolean> {
+  if (!net) return true;
+  let kept = true;
   if (keep) {
     const dir = mkdtempSync(join(tmpdir(), "vifibnet-demo-"));
     try {
-      cpSync(net.tmp, dir, { recursive: true });
+      // Regular files, directories and links only: babeld's control socket cannot be copied.
+      const copyable = (src: string): boolean => {
+        try {
+          const st = lstatSync(src);
+          return st.isFile() || st.isDirectory() || st.isSymbolicLink();
+        } catch {
+          return false; // gone meanwhile
+        }
+      };
+      cpSync(net.tmp, dir, { recursive: true, filter: copyable });
       for (const n of net.nodes) writeFileSync(join(dir, `node-${n.index}`, "vifibnet.stderr"), n.daemon?.err() ?? "");
       say(`Kept the network's files (certificates, logs, registry database) in ${dir}`);
     } catch (e) {
-      process.stderr.write(`could not keep the files: ${String(e)}\n`);
+      process.stderr.write(`demo: could not keep the files in ${dir}: ${e instanceof Error ? e.message : String(e)}\n`);
+      kept = false;
     }
   }
   say("Tearing down: stopping the daemons, deleting the namespaces...");
   const t = Date.now();
   await net.destroy();
   say(`Done in ${secs(Date.now() - t)}.`);
+  return kept;
 }
 
 main().then(
   async (code) => {
-    await finish();
-    process.exit(code);
+    const kept = await finish();
+    process.exit(kept ? code : 1);
   },
   async (e: unknown) => {
     process.stderr.write(`demo failed: ${e instanceof Error ? e.message : String(e)}\n`);

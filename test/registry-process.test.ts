@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -132,6 +132,33 @@ describe("vifibnet-registry start and stop", () => {
     });
     assert.equal(await reg.stop(), 0);
     agent.destroy();
+  });
+
+  test("arguments from an @FILE (the package's registry.conf): words per line, '#' comments; a missing file is one line", async () => {
+    const ca = makeCa();
+    writeFileSync(join(dir, "f-ca.crt"), ca.pem);
+    writeFileSync(join(dir, "f-ca.key"), ca.keyPem, { mode: 0o600 });
+    const conf = join(dir, "registry.conf");
+    writeFileSync(conf, `# the port first\n0\n--db ${join(dir, "f.db")}   # created\n--ca ${join(dir, "f-ca.crt")} --key ${join(dir, "f-ca.key")}\n\n--mailhost 127.0.0.1:1\n`);
+    const proc = spawn(process.execPath, [BIN("vifibnet-registry"), `@${conf}`, "--workers", "1"], { stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    proc.stderr!.setEncoding("utf8").on("data", (c: string) => (err += c));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`not listening: ${err}`)), 15_000);
+        proc.stderr!.on("data", () => {
+          const m = /listening on 0\.0\.0\.0:(\d+)/.exec(err);
+          if (m) { clearTimeout(t); resolve(Number(m[1])); }
+        });
+        proc.once("exit", (code) => { clearTimeout(t); reject(new Error(`exited ${code}: ${err}`)); });
+      });
+      assert.equal(new X509Certificate((await call("127.0.0.1", port, "getCa")) as string).raw.equals(new X509Certificate(ca.pem).raw), true);
+    } finally {
+      proc.kill("SIGTERM");
+    }
+    const r = spawnSync(process.execPath, [BIN("vifibnet-registry"), `@${join(dir, "none.conf")}`], { encoding: "utf8", timeout: 15_000 });
+    assert.equal(r.status, 2);
+    assert.match(r.stderr.trimEnd().split("\n").at(-1)!, /^vifibnet-registry: error: ENOENT: no such file or directory, open '.*none\.conf'$/);
   });
 
   test("bad arguments and files give a clear error before anything starts", () => {

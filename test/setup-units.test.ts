@@ -340,4 +340,10 @@ describe("arguments", () => {
     const p = parseSetupArgs(["--server", "localhost", "--port", "1", "-d", "/x", "--ca-only", "--db-only", "--token", "t"]);
     assert.deepEqual([p.server, p.dir, p.caOnly, p.dbOnly, p.subject, p.token], ["localhost", "/x", true, true, [], "t"]);
   });
+
+  test("vifibnet-setup writes vifibnet.conf; the legacy launcher (VIFIBNET_PROG set) only the legacy files", () => {
+    const argv = ["--server", "localhost", "--port", "1"];
+    assert.equal(parseSetupArgs(argv, {}).nodeConfig, true);
+    assert.equal(parseSetupArgs(argv, { VIFIBNET_PROG: "setup.py" }).nodeConfig, false);
+  });
 });

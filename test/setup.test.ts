@@ -12,10 +12,11 @@ import {
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { after, before, describe, test } from "node:test";
 import Database from "better-sqlite3";
 import forge from "node-forge";
+import { parseDaemonArgsOrThrow } from "../lib/daemon/args";
 import { RegistryDb } from "../lib/registry/db";
 import { RpcClient } from "../lib/rpc-client";
 import { FFDHE2048_PEM } from "../lib/utils/dh";
@@ -27,7 +28,7 @@ import { SmtpSink, startSmtpSink } from "../harness/smtp-sink";
 
 const BOOT_PREFIX = "0000000000000111";
 const BOOT_ADDRESS = "198.51.100.7,1194,udp;198.51.100.7,443,tcp-client";
-const FILES = ["ca.pem", "cert.crt", "cert.key", "dh2048.pem", "peers.db"];
+const FILES = ["ca.pem", "cert.crt", "cert.key", "dh2048.pem", "peers.db", "vifibnet.conf"];
 
 interface Run {
   code: number | null;
@@ -94,9 +95,9 @@ function tokenOf(raw: string): string {
   return token;
 }
 
-/** Checks the five files of a complete setup; returns the certificate. */
-function checkComplete(dir: string, ca: TestCa, boot: boolean): X509Certificate {
-  assert.deepEqual(readdirSync(dir).sort(), FILES, "exactly the five files, no temporary left");
+/** Checks the five legacy files of a complete setup and vifibnet.conf; returns the certificate. */
+function checkComplete(dir: string, ca: TestCa, boot: boolean, server = "127.0.0.1"): X509Certificate {
+  assert.deepEqual(readdirSync(dir).sort(), FILES, "exactly the five legacy files and vifibnet.conf, no temporary left");
   assert.equal(readFileSync(join(dir, "ca.pem"), "utf8"), ca.pem, "ca.pem is the registry's CA");
 
   const key = createPrivateKey(readFileSync(join(dir, "cert.key")));
@@ -131,7 +132,21 @@ function checkComplete(dir: string, ca: TestCa, boot: boolean): X509Certificate 
   } finally {
     db.close();
   }
+  checkNodeConfig(dir, server);
   return cert;
+}
+
+/** vifibnet.conf is what the daemon runs as is: the registry, the files of `dir` (absolute), and --key for OpenVPN. */
+function checkNodeConfig(dir: string, server: string): void {
+  const path = join(dir, "vifibnet.conf");
+  assert.equal(lstatSync(path).mode & 0o777, 0o644);
+  const cfg = parseDaemonArgsOrThrow([`@${path}`], {}, "/");
+  const at = (name: string): string => join(resolve(dir), name);
+  assert.deepEqual(
+    [cfg.server, cfg.ca, cfg.cert, cfg.dh, cfg.state, cfg.openvpnArgs],
+    [server, at("ca.pem"), at("cert.crt"), at("dh2048.pem"), resolve(dir), ["--key", at("cert.key")]],
+  );
+  assert.ok(cfg.serverPort > 0);
 }
 
 /** Valid 2048-bit DH parameters: by node's crypto, and by OpenSSL when installed. */
@@ -246,6 +261,30 @@ describe("vifibnet-setup", () => {
     assert.match(r.stdout, /node address 2001:db8:42:[0-9a-f:]*\)/);
   });
 
+  test("vifibnet.conf: the daemon's options, the start command printed; an existing one is kept", async () => {
+    const dir = fresh();
+    const r = await run([...base(reg.port, dir), "--token", await mailedToken("conf@example.com")]);
+    assert.equal(r.code, 0, r.stderr);
+    checkComplete(dir, ca, true);
+    assert.equal(parseDaemonArgsOrThrow([`@${join(dir, "vifibnet.conf")}`], {}, "/").serverPort, reg.port);
+    assert.match(r.stdout, /vifibnet\.conf: written \(the node's options\)/);
+    const lines = r.stdout.trimEnd().split("\n");
+    assert.equal(lines.at(-1), `Start the node with: ${BIN("vifibnet")} @${join(dir, "vifibnet.conf")}`, "the exact command, last");
+    writeFileSync(join(dir, "vifibnet.conf"), "# the admin's\n@/elsewhere.conf\n");
+    const again = await run([...base(reg.port, dir), "--token", await mailedToken("conf2@example.com")]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /vifibnet\.conf: exists, kept/);
+    assert.equal(readFileSync(join(dir, "vifibnet.conf"), "utf8"), "# the admin's\n@/elsewhere.conf\n");
+  });
+
+  test("a directory an @file cannot name (a blank in it): a warning, no vifibnet.conf, the rest as usual", async () => {
+    const dir = join(root, `with blank ${++n}`);
+    const r = await run([...base(reg.port, dir), "--token", await mailedToken("blank@example.com")]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /vifibnet\.conf not written: .* \(it contains a blank\); give vifibnet its options on the command line/);
+    assert.deepEqual(readdirSync(dir).sort(), FILES.filter((f) => f !== "vifibnet.conf"));
+  });
+
   test("both answers in one chunk before the first question is asked", async () => {
     const dir = fresh();
     const token = await mailedToken("early@example.com");
@@ -297,7 +336,7 @@ describe("vifibnet-setup", () => {
       const token = await mailedToken(`v6${server.length}@example.com`);
       const r = await run(["--server", server, "--port", String(reg.port), "-d", dir, "--token", token]);
       assert.equal(r.code, 0, r.stderr);
-      checkComplete(dir, ca, true);
+      checkComplete(dir, ca, true, "::1"); // vifibnet.conf names it without brackets
     });
   }
 

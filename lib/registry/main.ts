@@ -6,6 +6,7 @@ import cluster from "node:cluster";
 import { availableParallelism } from "node:os";
 import { CertificateAuthority, loadCa } from "../utils/cert";
 import { CertificateError } from "../utils/x509";
+import { ARG_FILE_HELP, argFileWords } from "../utils/argfile";
 import { readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
 import { onOtherWorkersChanges, reportListening, runPrimary, shareChange } from "./cluster";
@@ -28,7 +29,8 @@ const PROG = process.env["VIFIBNET_PROG"] || "vifibnet-registry";
 const DEFAULT_WORKERS = Math.min(availableParallelism(), 4);
 
 function parseArgs(argv: string[]): Args {
-  const parser = new ArgumentParser({ prog: PROG, description: "Peer discovery http server for vifibnet" });
+  const parser = new ArgumentParser({ prog: PROG, description: "Peer discovery http server for vifibnet", fromfile_prefix_chars: "@", epilog: ARG_FILE_HELP });
+  parser.convert_arg_line_to_args = argFileWords;
   parser.add_argument("port", { type: "int", help: "Port of the host server" });
   parser.add_argument("--db", { required: true, help: "Path to database file (created if missing; :memory: for a temporary one)" });
   parser.add_argument("--ca", { required: true, help: "Path to ca.crt file" });

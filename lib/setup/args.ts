@@ -18,6 +18,8 @@ export interface SetupOptions {
   noBoot: boolean;
   email: string | undefined;
   token: string | undefined;
+  /** Write DIR/vifibnet.conf after a join; the legacy launcher (compat/setup.py) writes only the legacy files. */
+  nodeConfig: boolean;
 }
 
 interface RawArgs {
@@ -38,11 +40,17 @@ export function progName(): string {
   return process.env["VIFIBNET_PROG"] || "vifibnet-setup";
 }
 
+/** True when run through a legacy-named launcher (compat/setup.py), which sets VIFIBNET_PROG. */
+function legacyLauncher(env: NodeJS.ProcessEnv): boolean {
+  return env["VIFIBNET_PROG"] !== undefined;
+}
+
 /** Parses argv; on a usage error prints it and exits 2, as argparse does. */
-export function parseSetupArgs(argv: string[]): SetupOptions {
+export function parseSetupArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): SetupOptions {
   const parser = new ArgumentParser({
     prog: progName(),
-    description: "Setup script for vifibnet: gets the CA, a bootstrap peer and a certificate from the registry, and writes ca.pem, peers.db, cert.key, cert.crt and dh2048.pem.",
+    description: "Setup script for vifibnet: gets the CA, a bootstrap peer and a certificate from the registry, and writes ca.pem, peers.db, cert.key, cert.crt and dh2048.pem" +
+      (legacyLauncher(env) ? "." : ", then the node's configuration vifibnet.conf (kept if it exists)."),
   });
   parser.add_argument("--server", { required: true, help: "Address of the registry (IPv4 or IPv6)" });
   parser.add_argument("--port", { required: true, type: "int", help: "Port of the registry" });
@@ -84,5 +92,5 @@ export function parseSetupArgs(argv: string[]): SetupOptions {
   const token = a.token?.trim() ?? undefined;
   if (email === "") parser.error("argument --email: empty address");
   if (token === "") parser.error("argument --token: empty token");
-  return { server, port: a.port, dir: a.dir, subject, caOnly: a.ca_only, dbOnly: a.db_only, noBoot: a.no_boot, email, token };
+  return { server, port: a.port, dir: a.dir, subject, caOnly: a.ca_only, dbOnly: a.db_only, noBoot: a.no_boot, email, token, nodeConfig: !legacyLauncher(env) };
 }

@@ -5,7 +5,7 @@
 
 import { KeyObject, X509Certificate, createPrivateKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { PeersDb, PeersDbError, PeersDbState } from "../db";
 import { XmlRpcFault } from "../rpc-client";
 import { bitsToIpv6, nodeAddress, parseAddressList } from "../utils/address";
@@ -14,6 +14,7 @@ import { CertificateError, NodeCertificate, caNetwork, checkIssuedCertificate } 
 import { FFDHE2048_PEM } from "../utils/dh";
 import type { XmlRpcValue } from "../xmlrpc";
 import type { SetupOptions } from "./args";
+import { NODE_CONFIG, daemonCommand, nodeConfigText, startCommands, unwritablePath } from "./node-config";
 import type { Staging } from "./stage";
 
 export const EMAIL_PROMPT = "Please enter your email address : ";
@@ -178,6 +179,13 @@ async function bootstrapPeer(io: SetupIo): Promise<[string, string] | undefined>
 function stageAndCommit(opts: SetupOptions, g: Gathered, network: string, io: SetupIo, staging: Staging): void {
   const dir = opts.dir;
   const path = (name: string): string => join(dir, name);
+  const prefixText = `${bitsToIpv6(network)}/${network.length}`;
+  const absDir = resolve(dir);
+  const address = g.node && g.node.prefix !== null ? nodeAddress(network, g.node.prefix) : null;
+  const noConfig = unwritablePath(absDir);
+  const config = opts.nodeConfig && g.node && noConfig === null && !existsSync(path(NODE_CONFIG))
+    ? { server: opts.server, port: opts.port, dir: absDir, network: prefixText, address }
+    : undefined;
   try {
     if (g.caPlan === "differs") staging.write("ca.pem.old", g.previousCa!, 0o644);
     if (g.caPlan !== "same") staging.write("ca.pem", g.caPem, 0o644);
@@ -196,6 +204,7 @@ function stageAndCommit(opts: SetupOptions, g: Gathered, network: string, io: Se
       staging.write("cert.key", privateKeyPem(g.key), 0o600);
       staging.write("cert.crt", g.certPem.endsWith("\n") ? g.certPem : g.certPem + "\n", 0o644);
       if (!existsSync(path("dh2048.pem"))) staging.write("dh2048.pem", FFDHE2048_PEM, 0o644, "create");
+      if (config) staging.write(NODE_CONFIG, nodeConfigText(config), 0o644, "create");
     }
   } catch (e) {
     staging.abort();
@@ -212,7 +221,6 @@ function stageAndCommit(opts: SetupOptions, g: Gathered, network: string, io: Se
     throw new SetupError(`cannot move the new files into ${dir}: ${(e as Error).message}; run again`);
   }
 
-  const prefixText = `${bitsToIpv6(network)}/${network.length}`;
   if (g.caPlan === "new") io.info(`${path("ca.pem")}: written (network ${prefixText})`);
   else if (g.caPlan === "same") io.info(`${path("ca.pem")}: unchanged (network ${prefixText})`);
   else io.info(`${path("ca.pem")}: replaced (network ${prefixText}); the previous CA is in ca.pem.old`);
@@ -223,10 +231,19 @@ function stageAndCommit(opts: SetupOptions, g: Gathered, network: string, io: Se
     else io.info(`${path("peers.db")}: ${g.dbState === "missing" ? "created" : "table peers added"}, ${what}`);
   }
   if (g.node) {
-    const where = g.node.prefix !== null ? `, node address ${nodeAddress(network, g.node.prefix)}` : "";
+    const where = address !== null ? `, node address ${address}` : "";
     io.info(`${path("cert.key")}, ${path("cert.crt")}: written (CN ${g.node.commonName}${where})`);
     if (result.written.includes("dh2048.pem")) io.info(`${path("dh2048.pem")}: written (RFC 7919 group ffdhe2048)`);
     else io.info(`${path("dh2048.pem")}: exists, kept`);
     io.info("Certificate setup complete.");
+    if (opts.nodeConfig) {
+      if (noConfig !== null) {
+        io.warn(`${path(NODE_CONFIG)} not written: ${absDir} cannot be named in it (${noConfig}); give vifibnet its options on the command line`);
+        return;
+      }
+      if (result.written.includes(NODE_CONFIG)) io.info(`${path(NODE_CONFIG)}: written (the node's options)`);
+      else io.info(`${path(NODE_CONFIG)}: exists, kept`);
+      for (const line of startCommands(absDir, daemonCommand())) io.info(line);
+    }
   }
 }
