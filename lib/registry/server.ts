@@ -68,7 +68,7 @@ export class RegistryServer {
       } else if (req.headers["content-encoding"] && req.headers["content-encoding"] !== "identity") {
         return reply(res, 415, "Unsupported Content-Encoding\n");
       }
-      const xml = this.call(body.toString("utf8"), req.socket.remoteAddress ?? "?");
+      const xml = this.call(body.toString("utf8"), req.socket.remoteAddress ?? null);
       if (typeof xml === "string") reply(res, 200, xml, "text/xml");
       else void xml.then((text) => reply(res, 200, text, "text/xml"));
     });
@@ -76,13 +76,14 @@ export class RegistryServer {
   }
 
   /** One request: parse, dispatch, serialize; never throws. Synchronous when the method is. */
-  private call(body: string, client: string): string | Promise<string> {
+  private call(body: string, address: string | null): string | Promise<string> {
     const start = process.hrtime.bigint();
+    const client = address ?? "?";
     let method = "?";
     try {
       const call = parseMethodCall(body);
       method = call.method;
-      const result = dispatch(this.registry, call.method, call.params);
+      const result = dispatch(this.registry, call.method, call.params, { address });
       if (result instanceof Promise) {
         return result.then(
           (value) => this.done(client, method, start, serializeResponse(value), "ok"),
