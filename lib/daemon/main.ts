@@ -16,6 +16,7 @@ import {
   MAX_SOCKET_PATH, OpenvpnCommon, babelRestoreLines, babelRetireLines, babeldArgv, openvpnClientArgv, openvpnServerArgv,
 } from "../plib";
 import { RpcClient } from "../rpc-client";
+import { declarationKey } from "../declaration";
 import {
   CLIENT_INTERFACES, NO_TRAFFIC, Traffic, Tunnel, counterValue, planRefresh, planShutdown, updateTraffic, type RefreshStep,
 } from "../tunnel";
@@ -342,7 +343,7 @@ export class Daemon {
     const rpc = new RpcClient(this.cfg.server, this.cfg.serverPort);
     this.stopPeers = runPeersRefresh(
       () => ({
-        rpc, db: this.db, nodeIp: this.id.address, ownPrefix: this.id.prefix, address: this.advertised,
+        rpc, db: this.db, nodeIp: this.id.address, ownPrefix: this.id.prefix, address: this.advertised, key: declarationKey(this.cfg.openvpnArgs),
         refreshInterval: this.cfg.peersDbRefresh, now: Date.now, logger: this.logger, lan: this.lan,
       }),
       { setTimeout: (fn: () => void, ms: number) => longTimeout(fn, ms), clearTimeout: (h: { cancel(): void }) => h.cancel() },
