@@ -7,7 +7,7 @@
 // lib/utils/routes.ts); this module observes the system, executes plans and
 // owns the processes (./children.ts).
 
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { PeersDb } from "../db";
 import { PeersRefreshResult, runPeersRefresh } from "../peers-refresh";
@@ -22,7 +22,7 @@ import {
 } from "../tunnel";
 import { Bits, PeerAddress, bitsToIpv6, formatAddressList, nodeAddress } from "../utils/address";
 import { CertificateError, caNetwork, checkNodeCertificate } from "../utils/x509";
-import { readUserFile } from "../utils/files";
+import { makeDirectory, readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
 import { countRoutes, lanPeers } from "../utils/routes";
 import { DISCOVERY_TIMEOUT_MS, Igd, PortForwarder, discoverIgd, withTimeout } from "../upnpigd";
@@ -227,7 +227,7 @@ export class Daemon {
 
   start(): void {
     const { cfg, id, logger } = this;
-    mkdirSync(cfg.log, { recursive: true });
+    makeDirectory(cfg.log);
     try {
       writeFileSync("/proc/sys/net/ipv6/conf/all/forwarding", "1\n");
     } catch (e) {
