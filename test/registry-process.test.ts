@@ -114,6 +114,39 @@ describe("vifibnet-registry as a process", () => {
     }
   });
 
+  test("CSRs with 16384-bit keys and exponents are answered at once and others are served meanwhile", async () => {
+    const tokens = [await tokenFrom(sink, reg.port, "h1@example.com"), await tokenFrom(sink, reg.port, "h2@example.com")];
+    const hostile = () => rawCsr({ rsa: { modulus: bigOdd(16384), exponent: bigOdd(16384) } });
+    // Each post gives up after 10 s: before, one such request held a worker for minutes.
+    const attacks = ["abcdefgh", "abcdefgi", ...tokens].map((t) =>
+      call("127.0.0.1", reg.port, "requestCertificate", t, hostile()).then(() => "issued", (e: Error) => e.message));
+    const legit = Array.from({ length: 8 }, () => call("::1", reg.port, "getCa"));
+    assert.deepEqual(await Promise.all(legit), Array(8).fill(ca.pem));
+    const answers = await Promise.all(attacks);
+    assert.match(answers[0]!, /LookupError.*unknown or already used token/);
+    assert.match(answers[2]!, /ValueError.*16384 bits; at most 4096/);
+    const cert = await call("127.0.0.1", reg.port, "requestCertificate", tokens[0]!, makeCsr().csr);
+    assert.match(new X509Certificate(cert as string).subject, /CN=\d+\/16$/, "the token survived the hostile request");
+  });
+
+  test("a client's mistake is a fault and at most one log line, never a stack trace", async () => {
+    const t = await tokenFrom(sink, reg.port, "m@example.com");
+    const before = reg.log().length;
+    const badUtf8 = rawCsr({ attributes: [{ oid: "2.5.4.10", tag: 0x0c, bytes: Buffer.from([0x41, 0xc3, 0x28]) }] });
+    const der = Buffer.from(/-----BEGIN CERTIFICATE REQUEST-----([\s\S]*?)-----END/.exec(makeCsr().csr)![1]!.replace(/\s/g, ""), "base64");
+    der[der.length - 1] ^= 1;
+    const badSignature = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
+    for (const [csr, why] of [[badUtf8, /not valid UTF-8/], [badSignature, /signature does not match/]] as const)
+      await assert.rejects(call("127.0.0.1", reg.port, "requestCertificate", t, csr), why);
+    await assert.rejects(call("127.0.0.1", reg.port, "toString"), /method "toString" is not supported/);
+    const about = (): string[] => reg.log().slice(before).split("\n").filter((l) => /requestCertificate|toString|Error|^\s+at /.test(l));
+    await until("the log lines", () => (about().length >= 3 ? true : undefined));
+    await new Promise((r) => setTimeout(r, 200)); // anything more would have come by now
+    const lines = about();
+    assert.equal(lines.length, 3, lines.join("\n"));
+    assert.ok(lines.every((l) => / (requestCertificate|toString) [\d.]+ ms fault /.test(l)), lines.join("\n"));
+  });
+
   test("logs one line per request at -v 3", () => {
     assert.match(reg.log(), /127\.0\.0\.1 getCa [\d.]+ ms ok/);
     assert.match(reg.log(), /::1 requestCertificate [\d.]+ ms ok/);
@@ -175,56 +208,6 @@ async function tokenFrom(sink: SmtpSink, port: number, email: string): Promise<s
   await call("127.0.0.1", port, "requestToken", email);
   return /Your token : ([a-z]{8})/.exec((await sink.next()).raw)![1]!;
 }
-
-describe("vifibnet-registry against hostile clients", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vifibnet-registry-"));
-  const ca = makeCa();
-  let sink: SmtpSink;
-  let reg: RunningRegistry;
-
-  before(async () => {
-    sink = await startSmtpSink();
-    reg = await startRegistry(dir, ca, `127.0.0.1:${sink.port}`, ["-v", "3", "--workers", "2"]);
-  });
-  after(async () => {
-    await reg?.stop();
-    await sink?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  test("CSRs with 16384-bit keys and exponents are answered at once and others are served meanwhile", async () => {
-    const tokens = [await tokenFrom(sink, reg.port, "h1@example.com"), await tokenFrom(sink, reg.port, "h2@example.com")];
-    const hostile = () => rawCsr({ rsa: { modulus: bigOdd(16384), exponent: bigOdd(16384) } });
-    // Each post gives up after 10 s: before, one such request held a worker for minutes.
-    const attacks = ["abcdefgh", "abcdefgi", ...tokens].map((t) =>
-      call("127.0.0.1", reg.port, "requestCertificate", t, hostile()).then(() => "issued", (e: Error) => e.message));
-    const legit = Array.from({ length: 8 }, () => call("::1", reg.port, "getCa"));
-    assert.deepEqual(await Promise.all(legit), Array(8).fill(ca.pem));
-    const answers = await Promise.all(attacks);
-    assert.match(answers[0]!, /LookupError.*unknown or already used token/);
-    assert.match(answers[2]!, /ValueError.*16384 bits; at most 4096/);
-    const cert = await call("127.0.0.1", reg.port, "requestCertificate", tokens[0]!, makeCsr().csr);
-    assert.match(new X509Certificate(cert as string).subject, /CN=\d+\/16$/, "the token survived the hostile request");
-  });
-
-  test("a client's mistake is a fault and at most one log line, never a stack trace", async () => {
-    const t = await tokenFrom(sink, reg.port, "m@example.com");
-    const before = reg.log().length;
-    const badUtf8 = rawCsr({ attributes: [{ oid: "2.5.4.10", tag: 0x0c, bytes: Buffer.from([0x41, 0xc3, 0x28]) }] });
-    const der = Buffer.from(/-----BEGIN CERTIFICATE REQUEST-----([\s\S]*?)-----END/.exec(makeCsr().csr)![1]!.replace(/\s/g, ""), "base64");
-    der[der.length - 1] ^= 1;
-    const badSignature = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64")}\n-----END CERTIFICATE REQUEST-----\n`;
-    for (const [csr, why] of [[badUtf8, /not valid UTF-8/], [badSignature, /signature does not match/]] as const)
-      await assert.rejects(call("127.0.0.1", reg.port, "requestCertificate", t, csr), why);
-    await assert.rejects(call("127.0.0.1", reg.port, "toString"), /method "toString" is not supported/);
-    const about = (): string[] => reg.log().slice(before).split("\n").filter((l) => /requestCertificate|toString|Error|^\s+at /.test(l));
-    await until("the log lines", () => (about().length >= 3 ? true : undefined));
-    await new Promise((r) => setTimeout(r, 200)); // anything more would have come by now
-    const lines = about();
-    assert.equal(lines.length, 3, lines.join("\n"));
-    assert.ok(lines.every((l) => / (requestCertificate|toString) [\d.]+ ms fault /.test(l)), lines.join("\n"));
-  });
-});
 
 describe("vifibnet-registry against slow clients", () => {
   const dir = mkdtempSync(join(tmpdir(), "vifibnet-registry-"));

@@ -168,11 +168,12 @@ test("non-ASCII subjects are copied, not re-encoded", async () => {
   assert.ok(cert.checkIssued(new X509Certificate(ca.pem)));
 });
 
-test("stored peers with malformed address lists are never handed out", () => {
+test("stored peers with malformed or unreachable address lists are never handed out", () => {
   const path = join(dir, "legacy-peers.db");
   new RegistryDb(path).close();
   const raw = new Database(path);
-  raw.prepare("INSERT INTO peers (prefix, address) VALUES (?, ?), (?, ?)").run("0000000000000001", "192.0.2.4,1194,udp,--up,/bin/sh", "0000000000000010", "192.0.2.5,1194,udp");
+  raw.prepare("INSERT INTO peers (prefix, address) VALUES (?, ?), (?, ?), (?, ?)").run("0000000000000001", "192.0.2.4,1194,udp,--up,/bin/sh",
+    "0000000000000010", "192.0.2.5,1194,udp", "0000000000000011", "127.0.0.1,22,tcp-client");
   raw.close();
   const db = new RegistryDb(path);
   const registry = new Registry({ db, ca: loadCa(ca48.pem, ca48.keyPem), mailer: new FakeMailer(), log: silentLogger });
@@ -255,21 +256,12 @@ test("method names are looked up among the registry's own: toString or construct
     await assert.rejects(async () => dispatch(r.registry, name, []), (e: unknown) => e instanceof RpcFault && e.pythonClass === "Exception" && /is not supported/.test(e.message), name);
 });
 
-test("declare refuses addresses no other host can reach, and they are never handed out", async () => {
+test("declare refuses addresses no other host can reach", async () => {
   const r = setup();
   for (const address of ["127.0.0.1,22,tcp-client", "0.0.0.0,1194,udp", "255.255.255.255,1194,udp", "224.0.0.1,1194,udp", "::,1194,udp",
     "::ffff:127.0.0.1,1194,udp", "fe80::1,1194,udp", "198.51.100.1,1194,udp;127.0.0.1,22,tcp-client"])
     assert.equal(r.registry.declare("2001:db8:42::", address), false, address);
   assert.deepEqual(r.db.allPeers(), []);
-  const path = join(dir, "legacy-loopback.db");
-  new RegistryDb(path).close();
-  const raw = new Database(path);
-  raw.prepare("INSERT INTO peers (prefix, address) VALUES (?, ?), (?, ?)").run("0000000000000001", "127.0.0.1,22,tcp-client", "0000000000000010", "192.0.2.5,1194,udp");
-  raw.close();
-  const db = new RegistryDb(path);
-  const registry = new Registry({ db, ca: loadCa(ca48.pem, ca48.keyPem), mailer: new FakeMailer(), log: silentLogger });
-  assert.deepEqual(registry.getPeerList(10, "2001:db8:42::"), [["0000000000000010", "192.0.2.5,1194,udp"]]);
-  db.close();
 });
 
 // ---- Strict modes and signed declarations (issue 9, item 10) ----

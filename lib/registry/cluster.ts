@@ -39,7 +39,7 @@ export const RESTART_WINDOW_MS = 60_000;
 export interface PrimaryOptions {
   workers: number;
   log: Logger;
-  /** Called once, when the first worker listens. */
+  /** Called once, when every worker started at first listens. */
   onListening(port: number): void;
   /** Called once when the registry gives up (a worker could not start, or died too often), before it exits 1. */
   onFatal(message: string): void;
@@ -49,7 +49,9 @@ export interface PrimaryOptions {
 export function runPrimary(opts: PrimaryOptions): void {
   let stopping = false;
   let status = 0;
+  /** Every first worker listens; until then a death means the registry cannot start. */
   let listening = false;
+  let listeningWorkers = 0;
   const deaths: number[] = [];
   let relayed = 0;
   const alive = (): number => Object.keys(cluster.workers ?? {}).length;
@@ -76,8 +78,11 @@ export function runPrimary(opts: PrimaryOptions): void {
     w.on("message", (m: unknown) => {
       if (!isMessage(m)) return;
       if ("listening" in m) {
-        if (!listening) opts.onListening(m.listening);
-        listening = true;
+        // Ready once every first worker listens: with port 0, the port is fixed only then.
+        if (!listening && ++listeningWorkers === opts.workers) {
+          listening = true;
+          opts.onListening(m.listening);
+        }
       } else if ("failed" in m) {
         giveUp(m.failed);
       } else if ("change" in m) {
