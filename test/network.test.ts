@@ -34,6 +34,19 @@ describe("bootstrap: 6 nodes from nothing", { skip, timeout: 180_000 }, () => {
   });
 });
 
+describe("a registry that refuses unsigned declarations (--strict-signed)", { skip, timeout: 180_000 }, () => {
+  let net: Overlay | undefined;
+  before(deps);
+  after(async () => net?.destroy());
+
+  test("vifibnet nodes declare signed: they find each other and converge", { timeout: 170_000 }, async (t) => {
+    // Setup runs with --no-boot: a node learns of others only through what they declared.
+    net = await Overlay.create({ nodes: 3, hello: HELLO, connectionCount: 4, tunnelRefresh: 5, peersDbRefresh: 5, registryArgs: ["--strict-signed"] });
+    const took = await net.waitAllPairs(120_000);
+    t.diagnostic(`--strict-signed: all 3 pairs ping ${seconds(took)} after the daemons started`);
+  });
+});
+
 describe("multi-hop: pairs without a direct tunnel still reach each other", { skip, timeout: 180_000 }, () => {
   let net: Overlay | undefined;
   before(deps);

@@ -50,6 +50,8 @@ export interface OverlayOptions {
   verbose?: number;
   /** Extra daemon arguments, before "--". */
   extraArgs?: string[];
+  /** Extra registry arguments (--strict-signed...). */
+  registryArgs?: string[];
   /** Start the daemons in create() (default true). */
   start?: boolean;
   /**
@@ -139,7 +141,7 @@ export class Overlay {
   private readonly all: Proc[] = [];
   private destroyed = false;
 
-  private constructor(readonly opts: Required<Omit<OverlayOptions, "extraArgs" | "start" | "behindNat">> & { extraArgs: string[]; behindNat: number[] }) {
+  private constructor(readonly opts: Required<Omit<OverlayOptions, "extraArgs" | "registryArgs" | "start" | "behindNat">> & { extraArgs: string[]; registryArgs: string[]; behindNat: number[] }) {
     process.on("exit", () => rmSync(this.tmp, { recursive: true, force: true })); // after the Lab's handler
   }
 
@@ -148,7 +150,7 @@ export class Overlay {
       nodes: options.nodes, hello: options.hello ?? 2, connectionCount: options.connectionCount ?? 4,
       tunnelRefresh: options.tunnelRefresh ?? 5, peersDbRefresh: options.peersDbRefresh ?? 5,
       refreshRate: options.refreshRate ?? 0, verbose: options.verbose ?? 3, extraArgs: options.extraArgs ?? [],
-      behindNat: options.behindNat ?? [],
+      registryArgs: options.registryArgs ?? [], behindNat: options.behindNat ?? [],
     });
     try {
       await net.build();
@@ -215,7 +217,7 @@ export class Overlay {
     writeFileSync(join(regDir, "ca.key"), ca.keyPem, { mode: 0o600 });
     const registry = this.keep(track(lab.spawn(this.hub, [
       NODE, BIN("vifibnet-registry"), "0", "--db", join(regDir, "registry.db"), "--ca", join(regDir, "ca.crt"),
-      "--key", join(regDir, "ca.key"), "--mailhost", `127.0.0.1:${smtpPort}`,
+      "--key", join(regDir, "ca.key"), "--mailhost", `127.0.0.1:${smtpPort}`, ...this.opts.registryArgs,
     ], { stdio: ["ignore", "ignore", "pipe"] })));
     this.registry = registry;
     if (!(await waitFor(() => /listening on 0\.0\.0\.0:\d+/.test(registry.err()), 15_000, 100))) throw new Error(`registry did not start: ${registry.err()}`);
