@@ -83,6 +83,8 @@ export interface OverlayOptions {
   extraArgs?: string[];
   /** Nodes whose daemon runs without --ip (and no gateway: they learn their address from peers). */
   noIp?: number[];
+  /** Extra registry arguments (--strict-signed...). */
+  registryArgs?: string[];
   /** Start the daemons in create() (default true). */
   start?: boolean;
   /**
@@ -197,7 +199,7 @@ export class Overlay {
       nodes: options.nodes, hello: options.hello ?? 2, connectionCount: options.connectionCount ?? 4,
       tunnelRefresh: options.tunnelRefresh ?? 5, peersDbRefresh: options.peersDbRefresh ?? 5,
       refreshRate: options.refreshRate ?? 0, verbose: options.verbose ?? 3, extraArgs: options.extraArgs ?? [],
-      behindNat: options.behindNat ?? [], noIp: options.noIp ?? [], underlay: options.underlay ?? [],
+      behindNat: options.behindNat ?? [], noIp: options.noIp ?? [], underlay: options.underlay ?? [], registryArgs: options.registryArgs ?? [],
     });
     try {
       await net.build();
@@ -278,7 +280,7 @@ export class Overlay {
     writeFileSync(join(regDir, "ca.key"), ca.keyPem, { mode: 0o600 });
     const registry = this.keep(track(lab.spawn(this.hub, [
       NODE, BIN("vifibnet-registry"), "0", "--db", join(regDir, "registry.db"), "--ca", join(regDir, "ca.crt"),
-      "--key", join(regDir, "ca.key"), "--mailhost", `127.0.0.1:${smtpPort}`,
+      "--key", join(regDir, "ca.key"), "--mailhost", `127.0.0.1:${smtpPort}`, ...this.opts.registryArgs,
     ], { stdio: ["ignore", "ignore", "pipe"] })));
     this.registry = registry;
     if (!(await waitFor(() => /listening on 0\.0\.0\.0:\d+/.test(registry.err()), 15_000, 100))) throw new Error(`registry did not start: ${registry.err()}`);

@@ -1,6 +1,6 @@
 // Test PKI: a CA for a given network and CSRs of chosen quality.
 
-import { KeyObject, generateKeyPairSync } from "node:crypto";
+import { KeyObject, createPublicKey, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import forge from "node-forge";
 import { parseIpv6Prefix, serialFromNetwork } from "../lib/utils/address";
 import { createCaCertificate } from "../lib/utils/cert";
@@ -38,4 +38,54 @@ export function makeCsr(opts: CsrOptions = {}): { csr: string; keyPem: string } 
     (csr as unknown as { certificationRequestInfo: null }).certificationRequestInfo = null; // forge caches the signed part
   }
   return { csr: forge.pki.certificationRequestToPem(csr), keyPem };
+}
+
+export interface RawAttribute {
+  oid: string;
+  /** ASN.1 tag of the value: 0x0c UTF8String, 0x13 PrintableString, 0x02 INTEGER... */
+  tag: number;
+  bytes: Buffer;
+}
+
+export interface RawCsrOptions {
+  attributes?: RawAttribute[];
+  /** Signs with this key (SHA-256); default a new 2048-bit one. */
+  key?: KeyObject;
+  /** An RSA public key of any size instead, with a random signature: what a hostile client sends. */
+  rsa?: { modulus: Buffer; exponent: Buffer };
+}
+
+/** A PEM CSR built byte by byte, for what forge and OpenSSL would never write. */
+export function rawCsr(opts: RawCsrOptions = {}): string {
+  const { asn1 } = forge;
+  const u = (type: number, constructed: boolean, value: string | forge.asn1.Asn1[]) => asn1.create(asn1.Class.UNIVERSAL, type, constructed, value);
+  const der = (a: forge.asn1.Asn1): Buffer => Buffer.from(asn1.toDer(a).getBytes(), "binary");
+  const fromDer = (b: Buffer): forge.asn1.Asn1 => asn1.fromDer(b.toString("binary"));
+  const oid = (o: string) => u(asn1.Type.OID, false, asn1.oidToDer(o).getBytes());
+  const integer = (b: Buffer) => u(asn1.Type.INTEGER, false, Buffer.concat([Buffer.from([0]), b]).toString("binary"));
+  const name = u(asn1.Type.SEQUENCE, true, (opts.attributes ?? []).map((a) =>
+    u(asn1.Type.SET, true, [u(asn1.Type.SEQUENCE, true, [oid(a.oid), u(a.tag, false, a.bytes.toString("binary"))])])));
+  const key = opts.rsa ? null : opts.key ?? generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey;
+  const spki = opts.rsa
+    ? u(asn1.Type.SEQUENCE, true, [
+      u(asn1.Type.SEQUENCE, true, [oid("1.2.840.113549.1.1.1"), u(asn1.Type.NULL, false, "")]),
+      u(asn1.Type.BITSTRING, false, "\0" + asn1.toDer(u(asn1.Type.SEQUENCE, true, [integer(opts.rsa.modulus), integer(opts.rsa.exponent)])).getBytes()),
+    ])
+    : fromDer(createPublicKey(key!).export({ type: "spki", format: "der" }));
+  const info = u(asn1.Type.SEQUENCE, true, [u(asn1.Type.INTEGER, false, "\0"), name, spki, asn1.create(asn1.Class.CONTEXT_SPECIFIC, 0, true, [])]);
+  const signature = key ? sign("sha256", der(info), key) : randomBytes(opts.rsa!.modulus.length);
+  const csr = u(asn1.Type.SEQUENCE, true, [
+    info,
+    u(asn1.Type.SEQUENCE, true, [oid("1.2.840.113549.1.1.11"), u(asn1.Type.NULL, false, "")]),
+    u(asn1.Type.BITSTRING, false, "\0" + signature.toString("binary")),
+  ]);
+  return `-----BEGIN CERTIFICATE REQUEST-----\n${der(csr).toString("base64").replace(/.{64}/g, "$&\n")}\n-----END CERTIFICATE REQUEST-----\n`;
+}
+
+/** Random odd bytes of `bits` bits, top bit set: a modulus or exponent nobody can factor or use. */
+export function bigOdd(bits: number): Buffer {
+  const b = randomBytes(bits / 8);
+  b[0]! |= 0x80;
+  b[b.length - 1]! |= 1;
+  return b;
 }

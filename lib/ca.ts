@@ -4,11 +4,11 @@
 
 import { ArgumentParser } from "argparse";
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { bitsToIpv6, parseIpv6Prefix, serialFromNetwork } from "./utils/address";
 import { SubjectAttribute, createCaCertificate } from "./utils/cert";
-import { writeFileAtomic } from "./utils/files";
+import { makeDirectory, writeFileAtomic } from "./utils/files";
 
 interface Args {
   prefix: string;
@@ -45,7 +45,12 @@ export function main(argv: string[]): void {
   const serial = serialFromNetwork(network);
   const pem = createCaCertificate(privateKey, serial, subject, new Date(), args.days);
   try {
-    mkdirSync(args.dir, { recursive: true });
+    makeDirectory(args.dir);
+  } catch (e) {
+    process.stderr.write(`vifibnet-ca: error: ${(e as Error).message}\n`);
+    process.exit(1);
+  }
+  try {
     writeFileAtomic(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }), 0o600);
     writeFileAtomic(certPath, pem, 0o644);
   } catch (e) {

@@ -1,10 +1,13 @@
 // The peers DB refresh (SPEC section 6, legacy PeerManager.refresh): every
 // --peers-db-refresh seconds, declare our address list to the registry (when
-// we know it), then fetch getPeerList(200, node address) into peers.db. The
+// we know it; signed when the registry offers it, lib/declaration.ts), then
+// fetch getPeerList(200, node address) into peers.db. The
 // registry being down must never stop the node: it retries in 30 s and keeps
 // tunnelling to the peers it already knows. The RPC client, the database,
 // the clock and the timer come from the caller, so tests need no network.
 
+import type { KeyObject } from "node:crypto";
+import { DECLARE_SIGNED, declareSignedParams } from "./declaration";
 import type { Bits } from "./utils/address";
 import type { Logger } from "./utils/log";
 import type { PeerListItem, PopulateResult } from "./db";
@@ -36,6 +39,12 @@ export interface PeersRefreshDeps {
   ownPrefix: Bits;
   /** Our address list ("ip,port,proto;..."), or null while unknown (no --ip, no UPnP yet). */
   address: string | null;
+  /**
+   * Our certificate's key: with it we declare signed (declareSigned) to a
+   * registry that offers it, and unsigned to one that does not (a legacy
+   * registry). Null: unsigned only.
+   */
+  key?: KeyObject | null;
   /** --peers-db-refresh, seconds. */
   refreshInterval: number;
   /** Milliseconds, same clock as the caller's timers. */
@@ -59,6 +68,38 @@ export interface PeersRefreshResult {
   populate: PopulateResult | null;
   /** Why the round failed (ok false), or why the declaration was refused; null otherwise. */
   error: string | null;
+}
+
+/** A fault saying the registry has no such method: a legacy registry, or one older than declareSigned. */
+function unknownMethod(e: unknown): boolean {
+  return e instanceof XmlRpcFault && /is not supported|no such method|unknown method/i.test(e.faultString);
+}
+
+/**
+ * Declares our address list: signed when we have the key and the registry
+ * offers it, unsigned otherwise (also when the registry refuses the signed
+ * one: it may still take the legacy declare). Resolves with the registry's
+ * answer; rejects only when the registry cannot be reached.
+ */
+async function declare(deps: PeersRefreshDeps, address: string): Promise<boolean | { fault: string }> {
+  const { rpc, logger } = deps;
+  if (deps.key) {
+    try {
+      const params = declareSignedParams({ nodeIp: deps.nodeIp, addressList: address, time: String(Math.floor(deps.now())) }, deps.key);
+      if ((await rpc.call(DECLARE_SIGNED, params)) === true) return true;
+      logger.warn("the registry did not accept our signed declaration; declaring unsigned");
+    } catch (e) {
+      if (!(e instanceof XmlRpcFault)) throw e;
+      if (unknownMethod(e)) logger.log(3, "The registry does not offer signed declarations: declaring unsigned");
+      else logger.warn(`our signed declaration was refused (${explain(e)}); declaring unsigned`);
+    }
+  }
+  try {
+    return (await rpc.call("declare", [[deps.nodeIp, address]])) === true;
+  } catch (e) {
+    if (!(e instanceof XmlRpcFault)) throw e;
+    return { fault: `cannot declare ourselves: ${explain(e)}` };
+  }
 }
 
 function explain(e: unknown): string {
@@ -107,17 +148,18 @@ export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefresh
     logger.log(3, "Not declaring ourselves to the registry: our external address is not known yet");
   } else {
     try {
-      const answer = await deps.rpc.call("declare", [[deps.nodeIp, deps.address]]);
-      declared = answer === true;
-      if (declared) logger.log(3, `Declared ${deps.address} to the registry`);
-      else {
-        error = `the registry did not accept our declaration (is ${deps.nodeIp} inside its network?)`;
+      const answer = await declare(deps, deps.address);
+      if (answer === true) {
+        declared = true;
+        logger.log(3, `Declared ${deps.address} to the registry`);
+      } else {
+        error = answer === false
+          ? `the registry did not accept our declaration (is ${deps.nodeIp} inside its network? does it run with --strict-source or --strict-signed?)`
+          : answer.fault;
         logger.warn(error);
       }
     } catch (e) {
-      if (!(e instanceof XmlRpcFault)) return retry(explain(e), null);
-      error = `cannot declare ourselves: ${explain(e)}`;
-      logger.warn(error);
+      return retry(explain(e), null);
     }
   }
 

@@ -76,3 +76,15 @@ test("address lists: well-formed items only", () => {
     Array(17).fill("198.51.100.7,1194,udp").join(";"),
   ]) assert.equal(parseAddressList(bad), null, bad);
 });
+
+test("address lists: only addresses another host can reach", () => {
+  for (const ip of ["0.0.0.0", "0.1.2.3", "127.0.0.1", "127.1.2.3", "169.254.1.1", "224.0.0.1", "239.255.255.250", "240.0.0.1",
+    "255.255.255.255", "::", "::1", "::127.0.0.1", "::ffff:127.0.0.1", "::ffff:0.0.0.0", "::ffff:224.0.0.1", "fe80::1", "febf::1",
+    "ff02::1", "ff05::1:3"]) {
+    assert.equal(parseAddressList(`${ip},1194,udp`), null, ip);
+    assert.equal(parseAddressList(`198.51.100.7,1194,udp;${ip},22,tcp-client`), null, `${ip} after a good item`);
+  }
+  for (const ip of ["198.51.100.7", "10.0.0.1", "192.168.1.1", "172.16.0.1", "100.64.0.1", "2001:db8::1", "fd00::1", "fec0::1", "::ffff:198.51.100.7"])
+    assert.notEqual(parseAddressList(`${ip},1194,udp`), null, ip);
+});
+

@@ -40,6 +40,12 @@ test("vifibnet-ca never overwrites a CA and rejects bad prefixes", () => {
   }
 });
 
+test("vifibnet-ca --dir where no directory can be made (/proc/x): one line, status 1, at once", () => {
+  const r = ca("--prefix", "2001:db8:42::/48", "--dir", "/proc/x");
+  assert.equal(r.status, 1, r.error?.message ?? r.stderr);
+  assert.equal(r.stderr, "vifibnet-ca: error: cannot create directory /proc/x: the file system does not allow it there\n");
+});
+
 test("a CA made with the legacy openssl recipe works", () => {
   const key = join(dir, "legacy.key"), crt = join(dir, "legacy.crt");
   execFileSync("openssl", ["genrsa", "-out", key, "2048"], { stdio: "ignore" });

@@ -15,7 +15,7 @@ import { Child, liveChildren } from "../lib/daemon/children";
 import { StartupError, findProgram, startupChecks } from "../lib/daemon/host";
 import { LogFile } from "../lib/daemon/logs";
 import { serverDevice, serverLogName } from "../lib/daemon/servers";
-import { addressesFor } from "../lib/utils/address";
+import { addressesFor, parseIpv6Prefix, serialFromNetwork } from "../lib/utils/address";
 import { checkRequest, issueCertificate, loadCa } from "../lib/utils/cert";
 import { checkNodeCertificate } from "../lib/utils/x509";
 import { makeCa, makeCsr } from "../harness/pki";
@@ -43,6 +43,29 @@ function sha1Cert(): string {
   c.setIssuer(caCert.subject.attributes);
   c.sign(caKey, forge.md.sha1.create());
   return forge.pki.certificateToPem(c);
+}
+
+/** A CA (serial for 2001:db8:42::/48) made by hand, CA or not, and a node certificate 5/16 it signed. */
+function forgeCa(opts: { cA: boolean; notAfter?: Date }): { ca: string; node: string } {
+  const caKeys = forge.pki.rsa.generateKeyPair({ bits: 1024, e: 0x10001 });
+  const c = forge.pki.createCertificate();
+  c.publicKey = caKeys.publicKey;
+  c.serialNumber = serialFromNetwork(parseIpv6Prefix("2001:db8:42::/48")!).toString(16);
+  c.validity.notBefore = new Date(Date.now() - 10 * 86_400_000);
+  c.validity.notAfter = opts.notAfter ?? new Date(Date.now() + 86_400_000);
+  c.setSubject([{ shortName: "CN", value: "hand-made CA" }]);
+  c.setIssuer([{ shortName: "CN", value: "hand-made CA" }]);
+  c.setExtensions([{ name: "basicConstraints", cA: opts.cA }]);
+  c.sign(caKeys.privateKey, forge.md.sha256.create());
+  const n = forge.pki.createCertificate();
+  n.publicKey = forge.pki.rsa.generateKeyPair({ bits: 1024, e: 0x10001 }).publicKey;
+  n.serialNumber = "02";
+  n.validity.notBefore = c.validity.notBefore;
+  n.validity.notAfter = new Date(Date.now() + 86_400_000);
+  n.setSubject([{ shortName: "CN", value: "5/16" }]);
+  n.setIssuer(c.subject.attributes);
+  n.sign(caKeys.privateKey, forge.md.sha256.create());
+  return { ca: forge.pki.certificateToPem(c), node: forge.pki.certificateToPem(n) };
 }
 
 function files(name: string, opts: { cert?: string; peersDb?: boolean } = {}): string[] {
@@ -87,10 +110,35 @@ describe("startup checks", () => {
   });
 
   test("--no-legacy with the node's own certificate signed with SHA-1: refused, OpenVPN would not load it", { skip: !haveTools && "openvpn/babeld not installed" }, () => {
-    const args = files("g", { cert: sha1Cert() });
+    const args = files("n", { cert: sha1Cert() });
     assert.equal(startupChecks(parseDaemonArgsOrThrow(args), 0).sha1, true, "accepted without --no-legacy");
     assert.throws(() => startupChecks(parseDaemonArgsOrThrow([...args, "--no-legacy"]), 0),
       (e: Error) => e instanceof StartupError && /cert\.crt is signed with SHA-1, which --no-legacy refuses/.test(e.message));
+  });
+
+  test("an expired certificate, a CA certificate that is no CA or has expired: refused", { skip: !haveTools && "openvpn/babeld not installed" }, () => {
+    const day = 86_400_000;
+    const expired = issueCertificate(loadCa(ca.pem, ca.keyPem), checkRequest(csr), "5/16", new Date(Date.now() - 400 * day), 365);
+    assert.throws(() => startupChecks(parseDaemonArgsOrThrow(files("g", { cert: expired })), 0), /--cert .*: the certificate expired on .*: peers refuse it/);
+    const notCa = forgeCa({ cA: false });
+    const args = files("h", { cert: notCa.node });
+    writeFileSync(join(tmp, "h", "ca.pem"), notCa.ca);
+    assert.throws(() => startupChecks(parseDaemonArgsOrThrow(args), 0), /the CA certificate is not a CA certificate/);
+    const old = forgeCa({ cA: true, notAfter: new Date(Date.now() - day) });
+    const oldArgs = files("i", { cert: old.node });
+    writeFileSync(join(tmp, "i", "ca.pem"), old.ca);
+    assert.throws(() => startupChecks(parseDaemonArgsOrThrow(oldArgs), 0), /the CA certificate expired on/);
+    const good = forgeCa({ cA: true });
+    const goodArgs = files("j", { cert: good.node });
+    writeFileSync(join(tmp, "j", "ca.pem"), good.ca);
+    assert.equal(startupChecks(parseDaemonArgsOrThrow(goodArgs), 0).prefix, "0000000000000101", "the same made as a CA is accepted");
+  });
+
+  test("--log where no directory can be made (/proc/x): one line, status 1, at once", { skip: !haveTools && "openvpn/babeld not installed" }, () => {
+    const args = files("k");
+    const r = spawnSync(process.execPath, [BIN("vifibnet"), ...args, "-l", "/proc/x"], { encoding: "utf8", timeout: 30_000, killSignal: "SIGKILL" });
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stderr, "vifibnet: error: cannot create directory /proc/x: the file system does not allow it there\n");
   });
 
   test("the program: one line on stderr, status 1, nothing started", () => {

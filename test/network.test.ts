@@ -17,6 +17,12 @@ scenario("bootstrap: 6 nodes from nothing, every node reaches every other node's
   t.diagnostic(`bootstrap: all 15 pairs ping ${seconds(took)} after the daemons started`);
 });
 
+scenario("--strict-signed: vifibnet nodes declare signed to a registry that refuses unsigned declarations, and converge", { nodes: 3, ...small, registryArgs: ["--strict-signed"] }, async (net, t) => {
+  // Setup runs with --no-boot: a node learns of others only through what they declared.
+  const took = await net.waitAllPairs(120_000);
+  t.diagnostic(`--strict-signed: all 3 pairs ping ${seconds(took)} after the daemons started`);
+});
+
 scenario("multi-hop: all pairs ping, some of them through another node", { nodes: 6, ...small, connectionCount: 3 }, async (net, t) => {
   // connection-count 3: 2 client tunnels each (OpenVPN --max-clients 3), so
   // at most 12 tunnels for the 15 pairs of 6 nodes. (connection-count 2, one

@@ -94,6 +94,15 @@ test("populate: adds, updates known ones (used kept), skips ourselves and malfor
   assert.equal(typeof date, "number", "stored as an integer, as the legacy default does");
 });
 
+test("populate refuses peers whose addresses no other host can reach (a legacy registry stores them)", () => {
+  const { db } = fresh();
+  const hostile = ["127.0.0.1,22,tcp-client", "0.0.0.0,1194,udp", "255.255.255.255,1194,udp", "224.0.0.1,1194,udp",
+    "::,1194,udp", "::ffff:127.0.0.1,1194,udp", "fe80::1,1194,udp", `${addr(9)};127.0.0.1,22,tcp-client`];
+  const r = db.populate([...hostile.map((a, i): PeerListItem => [p(20 + i), a]), [p(9), addr(9)]], OWN, 200);
+  assert.deepEqual(r, { added: 1, updated: 0, skipped: hostile.length, dropped: 0 });
+  assert.deepEqual(rows(db), [[9, addr(9), 0]]);
+});
+
 test("populate keeps the table bounded: the oldest unused rows go, dead first among equals, never a used one", () => {
   const { db, raw } = fresh();
   const dates = [[1, 100], [2, 100], [3, 200], [4, 50], [6, 300], [7, 300], [8, 250]];

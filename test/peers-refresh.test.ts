@@ -2,11 +2,14 @@
 // retry in 30 s when the registry is down, never throw.
 
 import assert from "node:assert/strict";
+import { KeyObject, generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
+import forge from "node-forge";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { PeersDb } from "../lib/db";
+import { verifyDeclaration } from "../lib/declaration";
 import {
   PEER_LIST_SIZE, PeersRefreshDeps, PeersRefreshResult, REGISTRY_RETRY_S, RpcCaller, peerListItems, refreshPeers, runPeersRefresh,
 } from "../lib/peers-refresh";
@@ -35,6 +38,19 @@ class FakeRegistry implements RpcCaller {
   }
 }
 const down = (): never => { throw new RpcTransportError("cannot reach the registry at http://[2001:db8:42::1]:9000/RPC2: connection refused"); };
+
+/** A certificate for `publicKey`, to check signatures as the registry does. */
+function selfSigned(privateKey: KeyObject, publicKey: KeyObject): string {
+  const c = forge.pki.createCertificate();
+  c.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }).toString());
+  c.serialNumber = "01";
+  c.validity.notBefore = new Date();
+  c.validity.notAfter = new Date(Date.now() + 86_400_000);
+  c.setSubject([{ shortName: "CN", value: "5/16" }]);
+  c.setIssuer([{ shortName: "CN", value: "5/16" }]);
+  c.sign(forge.pki.privateKeyFromPem(privateKey.export({ type: "pkcs1", format: "pem" }).toString()), forge.md.sha256.create());
+  return forge.pki.certificateToPem(c);
+}
 
 function recorder(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -98,6 +114,41 @@ test("a refused declaration (fault or false) is logged; the list is still fetche
     assert.ok(logger.lines.some((l) => l.startsWith("WARNING:")), logger.lines.join("\n"));
     assert.match(r.error ?? "", /declaration|cannot declare ourselves: the registry refused declare: bad address list/, "the round says why (vifibnet status shows it)");
   }
+});
+
+test("with our key: a signed declaration when the registry offers it, the legacy declare when it does not", async () => {
+  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const signedOk = new FakeRegistry({ declareSigned: () => true, getPeerList: () => [] });
+  const a = await refreshPeers(setup(signedOk, { key: privateKey }).deps);
+  assert.deepEqual(signedOk.calls.map((c) => c[0]), ["declareSigned", "getPeerList"]);
+  assert.equal(a.declared, true);
+  const [ip, list, time, sig] = signedOk.calls[0]![1] as [string, string, string, Buffer];
+  assert.deepEqual([ip, list, time], [NODE_IP, "198.51.100.5,1194,udp", String(NOW)]);
+  const cert = selfSigned(privateKey, publicKey);
+  assert.ok(verifyDeclaration({ nodeIp: ip, addressList: list, time }, sig, cert), "signed with our key");
+  assert.ok(!verifyDeclaration({ nodeIp: ip, addressList: "198.51.100.66,1194,udp", time }, sig, cert));
+
+  // A legacy registry: the unknown method is a fault, and the legacy declare follows, quietly.
+  const legacy = new FakeRegistry({ declare: () => true, getPeerList: () => [] });
+  const { deps, logger } = setup(legacy, { key: privateKey });
+  const b = await refreshPeers(deps);
+  assert.deepEqual(legacy.calls.map((c) => c[0]), ["declareSigned", "declare", "getPeerList"]);
+  assert.equal(b.declared, true);
+  assert.ok(!logger.lines.some((l) => l.startsWith("WARNING:")), logger.lines.join("\n"));
+
+  // A refused signature (another certificate in the registry?): said, then the legacy declare.
+  const refusing = new FakeRegistry({
+    declareSigned: () => { throw new XmlRpcFault("declareSigned", 1, "<class 'PermissionError'>:the signature is not made with the key"); },
+    declare: () => false, getPeerList: () => [],
+  });
+  const c = setup(refusing, { key: privateKey });
+  assert.equal((await refreshPeers(c.deps)).declared, false);
+  assert.ok(c.logger.lines.some((l) => /WARNING: our signed declaration was refused .*not made with the key/.test(l)), c.logger.lines.join("\n"));
+
+  // Unreachable while declaring signed: retry in 30 s, nothing else asked.
+  const gone = new FakeRegistry({ declareSigned: down, declare: () => true, getPeerList: () => [] });
+  assert.equal((await refreshPeers(setup(gone, { key: privateKey }).deps)).delayS, 30);
+  assert.deepEqual(gone.calls.map((c) => c[0]), ["declareSigned"]);
 });
 
 test("getPeerList failing or answering nonsense: retry in 30 s; bad items are skipped", async () => {

@@ -538,6 +538,17 @@ describe("vifibnet-setup", () => {
       }
     });
 
+    test("-d where no directory can be made (/proc/x): one line at once, and SIGTERM is never ignored", async () => {
+      const setup = start([...base(reg.port, "/proc/x/vifib"), "--ca-only"]);
+      // Before, Node's recursive mkdir spun at 100 % CPU there, deaf to signals.
+      const timer = setTimeout(() => setup.proc.kill("SIGTERM"), 3_000);
+      const r = await Promise.race([setup.result, new Promise<null>((resolve) => setTimeout(() => resolve(null), 8_000))]);
+      clearTimeout(timer);
+      if (r === null) setup.proc.kill("SIGKILL");
+      assert.ok(r !== null, "still running 5 s after SIGTERM");
+      assertOneLineError(r, /cannot create directory \/proc\/x\/vifib: the file system does not allow it there/);
+    });
+
     test("a directory that does not exist is created, and removed again on failure", async () => {
       const dir = join(fresh(), "deeper");
       let r = await run([...base(reg.port, dir), "--token", "zzzzzzzz"]);

@@ -209,15 +209,16 @@ describe("planRefresh", () => {
     assert.deepEqual(summary(planRefresh(state(three, {}, cands(100, 1)), params({ refreshRate: 1 }))), ["open client4 100"]);
   });
 
-  test("never ourselves, a LAN peer, a peer with a tunnel, a duplicate or a malformed address", () => {
+  test("never ourselves, a LAN peer, a peer with a tunnel, a duplicate, a malformed or unreachable address", () => {
     const tunnels = [tunnel(1, "client1"), tunnel(7, "client2")];
     const candidates = [
       cand(5), cand(7), cand(8), cand(9, 0, "1.2.3.4,1194,udp;--up,/tmp/x,udp"), cand(10, 1), cand(11), cand(11, -1), cand(12),
+      cand(13, 0, "127.0.0.1,22,tcp-client"), // a legacy daemon's peers.db may hold it
     ];
     const plan = planRefresh(state(tunnels, {}, candidates, [p(7), p(8)]), params({ connectionCount: 10 }));
     assert.deepEqual(summary(plan), ["forget 9", "close client2 lan remove", "open client3 11", "open client4 12"]);
     assert.deepEqual(plan.skipped.map((s) => [parseInt(s.prefix, 2), s.reason]), [
-      [5, "own"], [7, "lan"], [8, "lan"], [9, "malformed"], [10, "in-use"], [11, "duplicate"],
+      [5, "own"], [7, "lan"], [8, "lan"], [9, "malformed"], [13, "malformed"], [10, "in-use"], [11, "duplicate"],
     ]);
     // The dead tunnel's peer is not reopened in the same refresh even if listed.
     const dead = planRefresh(state([tunnel(3, "client1", { state: "dead" })], {}, [cand(3, -1)]), params());

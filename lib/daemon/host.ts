@@ -4,11 +4,11 @@
 // reads; what to do about them is decided elsewhere.
 
 import { X509Certificate } from "node:crypto";
-import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { counterValue } from "../tunnel";
 import { Bits, nodeAddress } from "../utils/address";
-import { readUserFile } from "../utils/files";
+import { makeDirectory, readUserFile } from "../utils/files";
 import type { Logger } from "../utils/log";
 import { CertificateError, caNetwork, checkNodeCertificate } from "../utils/x509";
 import type { DaemonConfig } from "./args";
@@ -91,7 +91,7 @@ export function startupChecks(cfg: DaemonConfig, uid: number | undefined = proce
   const peersDbPath = join(cfg.state, "peers.db");
   if (!existsSync(peersDbPath)) throw new StartupError(`${peersDbPath} does not exist: run vifibnet-setup first`);
   try {
-    mkdirSync(cfg.log, { recursive: true });
+    makeDirectory(cfg.log);
   } catch (e) {
     throw new StartupError(`cannot create the log directory -l ${cfg.log}: ${(e as Error).message}`);
   }

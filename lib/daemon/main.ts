@@ -16,6 +16,7 @@
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { PeersDb } from "../db";
+import { declarationKey } from "../declaration";
 import { strictnessCosts } from "../legacy-peers";
 import { OpenvpnCommon, openvpnClientArgv } from "../plib";
 import { CLIENT_INTERFACES } from "../tunnel";
@@ -104,7 +105,7 @@ export class Daemon {
     }, { ...deps, tunnels, candidates: () => db.unusedPeers(), removePeers: (l) => db.removePeers(l), routes: readRoutes, bytes: interfaceBytes, rng: Math.random });
     const peers = new PeersRefresh(
       { server: cfg.server, port: cfg.serverPort, nodeIp: id.address, ownPrefix: id.prefix, refreshInterval: cfg.peersDbRefresh },
-      { ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan },
+      { ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan, key: () => declarationKey(cfg.openvpnArgs) },
     );
     const startedAt = Date.now();
     this.snapshot = async () => buildStatus({

@@ -3,6 +3,7 @@
 // when that changes, and remembers the registry's last answers for
 // `vifibnet status`.
 
+import type { KeyObject } from "node:crypto";
 import type { PeersDb } from "../db";
 import { PeersRefreshResult, runPeersRefresh } from "../peers-refresh";
 import { RpcClient } from "../rpc-client";
@@ -36,6 +37,8 @@ export interface PeersDeps {
   address(): string | null;
   /** Peers on the LAN, never stored. */
   lan(): Iterable<Bits>;
+  /** Our certificate's key, to declare signed (lib/declaration.ts), or null. */
+  key(): KeyObject | null;
   timers: Timers;
   now: () => number;
   logger: Logger;
@@ -59,7 +62,7 @@ export class PeersRefresh {
       () => {
         this.state.address = deps.address();
         return {
-          rpc: this.rpc, db: deps.db, nodeIp: s.nodeIp, ownPrefix: s.ownPrefix, address: this.state.address,
+          rpc: this.rpc, db: deps.db, nodeIp: s.nodeIp, ownPrefix: s.ownPrefix, address: this.state.address, key: deps.key(),
           refreshInterval: s.refreshInterval, now: deps.now, logger: deps.logger, lan: deps.lan(),
         };
       },

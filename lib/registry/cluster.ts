@@ -19,28 +19,52 @@ export type ClusterMessage =
   | { change: PeersChange; id: number }
   | { ack: number }
   | { applied: number }
-  | { listening: number };
+  | { listening: number }
+  | { failed: string };
 
 function isMessage(m: unknown): m is ClusterMessage {
-  return typeof m === "object" && m !== null && ("change" in m || "ack" in m || "applied" in m || "listening" in m);
+  return typeof m === "object" && m !== null && ("change" in m || "ack" in m || "applied" in m || "listening" in m || "failed" in m);
 }
 
 /** A bound on waiting for the other workers: a stuck one must not stall declares. */
 const APPLY_TIMEOUT_MS = 2_000;
+/**
+ * More worker deaths than this within RESTART_WINDOW_MS and the registry
+ * gives up: something is wrong that restarting will not fix. Rare crashes
+ * over a long life are each restarted.
+ */
+export const MAX_RESTARTS = 5;
+export const RESTART_WINDOW_MS = 60_000;
 
 export interface PrimaryOptions {
   workers: number;
   log: Logger;
-  /** Called once, when the first worker listens. */
+  /** Called once, when every worker started at first listens. */
   onListening(port: number): void;
+  /** Called once when the registry gives up (a worker could not start, or died too often), before it exits 1. */
+  onFatal(message: string): void;
 }
 
 /** Runs the primary: forks the workers, relays their changes, stops them on SIGTERM/SIGINT. */
 export function runPrimary(opts: PrimaryOptions): void {
   let stopping = false;
+  let status = 0;
+  /** Every first worker listens; until then a death means the registry cannot start. */
   let listening = false;
-  let restarts = 0;
+  let listeningWorkers = 0;
+  const deaths: number[] = [];
   let relayed = 0;
+  const alive = (): number => Object.keys(cluster.workers ?? {}).length;
+  /** Stops every worker and exits with status 1 once they are gone; the first reason alone is told. */
+  const giveUp = (message: string): void => {
+    if (stopping) return;
+    stopping = true;
+    status = 1;
+    opts.onFatal(message);
+    for (const w of Object.values(cluster.workers ?? {})) w?.kill("SIGTERM");
+    if (alive() === 0) process.exit(1);
+    setTimeout(() => process.exit(1), 10_000).unref();
+  };
   /** Relayed changes not yet applied everywhere: who made it, its id there, who has still to ack. */
   const pending = new Map<number, { origin: Worker; id: number; waiting: Set<number> }>();
   const settle = (relayId: number): void => {
@@ -54,8 +78,13 @@ export function runPrimary(opts: PrimaryOptions): void {
     w.on("message", (m: unknown) => {
       if (!isMessage(m)) return;
       if ("listening" in m) {
-        if (!listening) opts.onListening(m.listening);
-        listening = true;
+        // Ready once every first worker listens: with port 0, the port is fixed only then.
+        if (!listening && ++listeningWorkers === opts.workers) {
+          listening = true;
+          opts.onListening(m.listening);
+        }
+      } else if ("failed" in m) {
+        giveUp(m.failed);
       } else if ("change" in m) {
         const others = Object.values(cluster.workers ?? {}).filter((o): o is Worker => !!o && o !== w && o.isConnected());
         const relayId = ++relayed;
@@ -77,19 +106,17 @@ export function runPrimary(opts: PrimaryOptions): void {
       settle(relayId);
     }
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (alive() === 0) process.exit(status);
       return;
     }
+    const how = `registry worker ${w.process.pid} exited (${signal ?? code})`;
     // A worker that dies before listening would die again: give up then.
-    if (!listening || ++restarts > 10) {
-      opts.log.warn(`registry worker ${w.process.pid} exited (${signal ?? code}); stopping`);
-      stopping = true;
-      for (const other of Object.values(cluster.workers ?? {})) other?.kill("SIGTERM");
-      process.exitCode = 1;
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(1);
-      return;
-    }
-    opts.log.warn(`registry worker ${w.process.pid} exited (${signal ?? code}); starting another`);
+    if (!listening) return giveUp(`${how} before it could listen`);
+    const now = Date.now();
+    deaths.push(now);
+    while (deaths[0]! <= now - RESTART_WINDOW_MS) deaths.shift();
+    if (deaths.length > MAX_RESTARTS) return giveUp(`${how}: ${deaths.length} workers died within ${RESTART_WINDOW_MS / 1000} s; stopping`);
+    opts.log.warn(`${how}; starting another`);
     fork();
   });
   const stop = (signal: string): void => {
@@ -97,7 +124,7 @@ export function runPrimary(opts: PrimaryOptions): void {
     stopping = true;
     opts.log.log(1, `${signal} received, stopping`);
     for (const w of Object.values(cluster.workers ?? {})) w?.kill("SIGTERM");
-    setTimeout(() => process.exit(0), 10_000).unref();
+    setTimeout(() => process.exit(status), 10_000).unref();
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
@@ -106,6 +133,12 @@ export function runPrimary(opts: PrimaryOptions): void {
 /** In a worker: tells the primary it listens. */
 export function reportListening(port: number): void {
   process.send?.({ listening: port } satisfies ClusterMessage);
+}
+
+/** In a worker that cannot serve: tells the primary why (which tells the user, once), then exits 1. */
+export function reportFailure(message: string): void {
+  if (process.send) process.send({ failed: message } satisfies ClusterMessage, () => process.exit(1));
+  else process.exit(1);
 }
 
 let changes = 0;

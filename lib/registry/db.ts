@@ -18,6 +18,15 @@ const SCHEMA = [
       prefix_len INTEGER NOT NULL,
       date INTEGER NOT NULL)`,
 ];
+/**
+ * Ours alone (the legacy registry ignores it): the time of the last signed
+ * declaration accepted per prefix, so none can be played again. Created with
+ * the first signed declaration, so a network without them keeps exactly the
+ * legacy schema.
+ */
+const DECLARATIONS = `CREATE TABLE IF NOT EXISTS declarations (
+      prefix TEXT PRIMARY KEY NOT NULL,
+      time INTEGER NOT NULL)`;
 const VPN = `CREATE TABLE vpn (
       prefix TEXT PRIMARY KEY NOT NULL,
       email TEXT,
@@ -55,6 +64,7 @@ export class IssueError extends Error {
 export class RegistryDb {
   private readonly db: Database.Database;
   private readonly stmt;
+  private declared: Database.Statement | undefined;
 
   constructor(path: string) {
     try {
@@ -91,6 +101,7 @@ export class RegistryDb {
       ),
       purgePeers: db.prepare("DELETE FROM peers WHERE date + ? <= ?"),
       allPeers: db.prepare("SELECT prefix, address FROM peers"),
+      cert: db.prepare("SELECT cert FROM vpn WHERE prefix = ?").pluck(),
     };
   }
 
@@ -132,6 +143,26 @@ export class RegistryDb {
   /** The vpn prefix owning an address (bits after the network): the greatest prefix <= them. */
   ownerOf(bits: Bits): Bits | undefined {
     return this.stmt.owner.get(bits) as Bits | undefined;
+  }
+
+  /** The certificate issued for exactly `prefix`, or null when it is free or unknown. */
+  certOf(prefix: Bits): string | null {
+    return (this.stmt.cert.get(prefix) as string | null | undefined) ?? null;
+  }
+
+  /**
+   * Records `time` as the last signed declaration of `prefix` if it is newer
+   * than the one recorded; false (nothing changed) otherwise. Atomic, so two
+   * workers cannot both accept one declaration.
+   */
+  recordDeclaration(prefix: Bits, time: number): boolean {
+    if (!this.declared) {
+      this.db.exec(DECLARATIONS);
+      this.declared = this.db.prepare(
+        "INSERT INTO declarations VALUES (?, ?) ON CONFLICT(prefix) DO UPDATE SET time = excluded.time WHERE excluded.time > declarations.time",
+      );
+    }
+    return this.declared.run(prefix, time).changes === 1;
   }
 
   upsertPeer(prefix: Bits, address: string, date: number): void {

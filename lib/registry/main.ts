@@ -1,5 +1,5 @@
 // vifibnet-registry (and compat/registry.py): the command line of the legacy
-// registry.py, plus -v/--verbose and --workers.
+// registry.py, plus -v/--verbose, --workers and the strict modes.
 
 import { ArgumentParser } from "argparse";
 import cluster from "node:cluster";
@@ -9,7 +9,7 @@ import { CertificateError } from "../utils/x509";
 import { ARG_FILE_HELP, argFileWords } from "../utils/argfile";
 import { readUserFile } from "../utils/files";
 import { Logger, createLogger } from "../utils/log";
-import { onOtherWorkersChanges, reportListening, runPrimary, shareChange } from "./cluster";
+import { onOtherWorkersChanges, reportFailure, reportListening, runPrimary, shareChange } from "./cluster";
 import { RegistryDb } from "./db";
 import { createSmtpMailer, parseMailHost } from "./mail";
 import { RegistryServer } from "./server";
@@ -23,6 +23,8 @@ interface Args {
   mailhost: string;
   verbose: number;
   workers: number;
+  strict_source: boolean;
+  strict_signed: boolean;
 }
 
 const PROG = process.env["VIFIBNET_PROG"] || "vifibnet-registry";
@@ -38,6 +40,14 @@ function parseArgs(argv: string[]): Args {
   parser.add_argument("--mailhost", { required: true, help: "SMTP server mail host, HOST or HOST:PORT" });
   parser.add_argument("-v", "--verbose", { type: "int", default: 0, help: "Log level, 0-5; at 3 and above, one line per request" });
   parser.add_argument("--workers", { type: "int", default: DEFAULT_WORKERS, help: "Processes serving requests (default: one per core, at most 4: %(default)s)" });
+  parser.add_argument("--strict-source", {
+    action: "store_true",
+    help: "Accept declare only from the declared node address itself, and answer getPeerList only to callers inside the network: nodes must reach the registry over the overlay (README, Ending a migration)",
+  });
+  parser.add_argument("--strict-signed", {
+    action: "store_true",
+    help: "Refuse the unsigned declare of legacy nodes: only signed declarations (declareSigned, which vifibnet nodes use) change a peer's address",
+  });
   const args = parser.parse_args(argv) as Args;
   if (args.port < 0 || args.port > 65535) parser.error(`argument port: ${args.port} is not a port number`);
   if (!parseMailHost(args.mailhost)) parser.error(`argument --mailhost: expected HOST or HOST:PORT, got '${args.mailhost}'`);
@@ -58,8 +68,9 @@ function loadCaOrDie(args: Args): CertificateAuthority {
   }
 }
 
-function listeningLine(log: Logger, ca: CertificateAuthority, port: number): void {
-  log.log(0, `registry for network of ${ca.network.length} bits listening on 0.0.0.0:${port} and [::]:${port}`);
+function listeningLine(log: Logger, ca: CertificateAuthority, port: number, args: Args): void {
+  const strict = [args.strict_source && "--strict-source", args.strict_signed && "--strict-signed"].filter(Boolean);
+  log.log(0, `registry for network of ${ca.network.length} bits listening on 0.0.0.0:${port} and [::]:${port}${strict.length ? ` (${strict.join(", ")})` : ""}`);
 }
 
 /** Serves requests in this process (alone, or as a cluster worker). */
@@ -70,16 +81,21 @@ async function serve(args: Args, ca: CertificateAuthority, log: Logger, worker: 
     db = new RegistryDb(args.db);
     const registry = new Registry({
       db, ca, log, mailer: createSmtpMailer(parseMailHost(args.mailhost)!),
+      strict: { source: args.strict_source, signed: args.strict_signed },
       ...(worker ? { onPeersChange: shareChange } : {}),
     });
     if (worker) onOtherWorkersChanges((change) => registry.applyPeersChange(change));
     server = new RegistryServer(registry, log);
     const port = await server.listen(args.port);
     if (worker) reportListening(port);
-    else listeningLine(log, ca, port);
+    else listeningLine(log, ca, port, args);
   } catch (e) {
     db?.close();
-    return die((e as Error).message);
+    const code = (e as NodeJS.ErrnoException).code;
+    const message = code === "EADDRINUSE" ? `cannot listen on port ${args.port}: it is already in use (another registry?)`
+      : code === "EACCES" ? `cannot listen on port ${args.port}: permission denied (ports below 1024 need root)`
+      : (e as Error).message;
+    return worker ? reportFailure(message) : die(message);
   }
   let stopping = false;
   const stop = (signal: string): void => {
@@ -109,5 +125,8 @@ export async function main(argv: string[]): Promise<void> {
   // Workers of an in-memory database would each have their own.
   const workers = args.db === ":memory:" ? 1 : args.workers;
   if (workers === 1) return serve(args, ca, log, false);
-  runPrimary({ workers, log, onListening: (port) => listeningLine(log, ca, port) });
+  runPrimary({
+    workers, log, onListening: (port) => listeningLine(log, ca, port, args),
+    onFatal: (message) => process.stderr.write(`${PROG}: error: ${message}\n`),
+  });
 }

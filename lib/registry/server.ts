@@ -2,8 +2,9 @@
 // POST on / and /RPC2, on 0.0.0.0 and [::] (v6-only) at one port.
 
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { gunzipSync } from "node:zlib";
+import { ipv6ToBits } from "../utils/address";
 import { Logger } from "../utils/log";
 import { XmlRpcParseError, parseMethodCall, serializeFault, serializeResponse } from "../xmlrpc";
 import { Registry, RpcFault, dispatch } from "./service";
@@ -11,6 +12,26 @@ import { Registry, RpcFault, dispatch } from "./service";
 /** Largest request body accepted: a CSR is ~1 KiB, an address list less. */
 export const MAX_BODY = 64 * 1024;
 const RPC_PATHS = new Set(["/", "/RPC2"]);
+
+/**
+ * Bounds on slow or idle clients, which would otherwise hold a connection
+ * (a file descriptor) for minutes: the headers within 10 s of connecting,
+ * the whole request within 30 s, at most MAX_CONNECTIONS connections per
+ * process and MAX_PER_SOURCE from one IPv4 address or IPv6 /64, so that one
+ * client's flood cannot take the slots of everyone else.
+ */
+export const HEADERS_TIMEOUT_MS = 10_000;
+export const REQUEST_TIMEOUT_MS = 30_000;
+export const MAX_CONNECTIONS = 1000;
+export const MAX_PER_SOURCE = 64;
+
+/** Whom a connection counts against: its IPv4 address, or the /64 of its IPv6 one. */
+function sourceOf(address: string | undefined): string {
+  if (address === undefined) return "?";
+  if (address.startsWith("::ffff:") && address.includes(".")) return address.slice(7);
+  const bits = ipv6ToBits(address);
+  return bits === null ? address : bits.slice(0, 64);
+}
 
 function reply(res: http.ServerResponse, status: number, body: string, type = "text/plain", close = false): void {
   res.writeHead(status, {
@@ -29,10 +50,33 @@ function faultOf(e: unknown): { faultCode: number; faultString: string } {
 
 export class RegistryServer {
   private readonly servers: http.Server[] = [];
+  private connections = 0;
+  private readonly perSource = new Map<string, number>();
 
   constructor(private readonly registry: Registry, private readonly log: Logger) {}
 
+  /** Counts a new connection against the bounds; refuses it (at once, freeing its descriptor) over them. */
+  private admit(socket: Socket): void {
+    const source = sourceOf(socket.remoteAddress);
+    const fromSource = this.perSource.get(source) ?? 0;
+    if (this.connections >= MAX_CONNECTIONS || fromSource >= MAX_PER_SOURCE) {
+      socket.destroy();
+      return;
+    }
+    this.connections++;
+    this.perSource.set(source, fromSource + 1);
+    socket.once("close", () => {
+      this.connections--;
+      const left = this.perSource.get(source)! - 1;
+      if (left > 0) this.perSource.set(source, left);
+      else this.perSource.delete(source);
+    });
+    // Node's headersTimeout starts with the first byte: a client that sends none is closed here.
+    socket.setTimeout(HEADERS_TIMEOUT_MS, () => socket.destroy());
+  }
+
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.socket.setTimeout(0); // the request arrived: requestTimeout and keepAliveTimeout take over
     const path = req.url ?? "";
     if (!RPC_PATHS.has(path)) {
       req.resume();
@@ -68,7 +112,7 @@ export class RegistryServer {
       } else if (req.headers["content-encoding"] && req.headers["content-encoding"] !== "identity") {
         return reply(res, 415, "Unsupported Content-Encoding\n");
       }
-      const xml = this.call(body.toString("utf8"), req.socket.remoteAddress ?? "?");
+      const xml = this.call(body.toString("utf8"), req.socket.remoteAddress ?? null);
       if (typeof xml === "string") reply(res, 200, xml, "text/xml");
       else void xml.then((text) => reply(res, 200, text, "text/xml"));
     });
@@ -76,13 +120,14 @@ export class RegistryServer {
   }
 
   /** One request: parse, dispatch, serialize; never throws. Synchronous when the method is. */
-  private call(body: string, client: string): string | Promise<string> {
+  private call(body: string, address: string | null): string | Promise<string> {
     const start = process.hrtime.bigint();
+    const client = address ?? "?";
     let method = "?";
     try {
       const call = parseMethodCall(body);
       method = call.method;
-      const result = dispatch(this.registry, call.method, call.params);
+      const result = dispatch(this.registry, call.method, call.params, { address });
       if (result instanceof Promise) {
         return result.then(
           (value) => this.done(client, method, start, serializeResponse(value), "ok"),
@@ -110,7 +155,11 @@ export class RegistryServer {
   }
 
   private listenOne(host: string, port: number, ipv6Only: boolean): Promise<http.Server> {
-    const server = http.createServer({ keepAliveTimeout: 15_000 }, (req, res) => this.handle(req, res));
+    const server = http.createServer(
+      { keepAliveTimeout: 15_000, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000 },
+      (req, res) => this.handle(req, res),
+    );
+    server.on("connection", (socket: Socket) => this.admit(socket));
     return new Promise((resolve, reject) => {
       server.once("error", reject);
       server.listen({ host, port, ipv6Only }, () => {

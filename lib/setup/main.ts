@@ -2,9 +2,8 @@
 // legacy setup.py did. This module is the program's edge: arguments,
 // directory checks, signals, exit codes; the flow itself is ./run.ts.
 
-import { mkdirSync, rmdirSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { RpcClient, RpcTransportError, XmlRpcFault } from "../rpc-client";
+import { fsProblem, makeDirectory, removeEmptyDirectories } from "../utils/files";
 import { parseSetupArgs, progName } from "./args";
 import { NoAnswerError, Prompter } from "./prompt";
 import { SetupError, SetupIo, runSetup } from "./run";
@@ -12,15 +11,9 @@ import { Staging, probeWritable, sweepStaleTemps } from "./stage";
 
 const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
 
-function fsProblem(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  switch (err.code) {
-    case "EACCES": case "EPERM": return "permission denied (run as root, or choose another directory with -d)";
-    case "EROFS": return "read-only file system";
-    case "ENOSPC": return "no space left on the device";
-    case "ENOTDIR": return "a part of the path is not a directory";
-    default: return err.message;
-  }
+function problem(e: unknown): string {
+  const why = fsProblem(e);
+  return why === "permission denied" ? `${why} (run as root, or choose another directory with -d)` : why;
 }
 
 /**
@@ -28,37 +21,21 @@ function fsProblem(e: unknown): string {
  * created, deepest first, so a failed run can remove them again.
  */
 function prepareDirectory(dir: string, warn: (line: string) => void): string[] {
-  const created: string[] = [];
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    try {
-      if (!statSync(d).isDirectory()) throw new SetupError(`cannot use ${d === resolve(dir) ? dir : d}: not a directory`);
-      break;
-    } catch (e) {
-      if (e instanceof SetupError) throw e;
-      if ((e as NodeJS.ErrnoException).code !== "ENOENT" || d === dirname(d)) throw new SetupError(`cannot use ${dir}: ${fsProblem(e)}`);
-      created.push(d);
-    }
+  let created: string[];
+  try {
+    created = makeDirectory(dir);
+  } catch (e) {
+    throw new SetupError((e as Error).message);
   }
   try {
-    if (created.length > 0) mkdirSync(dir, { recursive: true, mode: 0o755 });
     probeWritable(dir);
   } catch (e) {
-    removeEmpty(created);
-    throw new SetupError(`cannot write to ${dir}: ${fsProblem(e)}`);
+    removeEmptyDirectories(created);
+    throw new SetupError(`cannot write to ${dir}: ${problem(e)}`);
   }
   const swept = sweepStaleTemps(dir);
   if (swept.length > 0) warn(`removed ${swept.length} temporary file(s) an interrupted setup left in ${dir}`);
   return created;
-}
-
-function removeEmpty(dirs: readonly string[]): void {
-  for (const d of dirs) {
-    try {
-      rmdirSync(d); // fails, harmlessly, unless empty
-    } catch {
-      return;
-    }
-  }
 }
 
 function messageOf(e: unknown): string {
@@ -82,7 +59,7 @@ export async function main(argv: string[]): Promise<void> {
     staging.abort();
     client.close();
     prompter.close();
-    if (code !== 0) removeEmpty(createdDirs);
+    if (code !== 0) removeEmptyDirectories(createdDirs);
     if (message !== undefined) process.stderr.write(`${prog}: error: ${message}\n`);
     process.exit(code);
   };

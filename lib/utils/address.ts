@@ -134,6 +134,40 @@ export function addressesFor(ip: string, servers: ReadonlyArray<{ port: number; 
   return servers.map(({ port, proto }) => ({ ip, port, proto: dialProto(proto) }));
 }
 
+function ipv4Problem(a: number, b: number): string | null {
+  if (a === 0) return "an unspecified (0.0.0.0/8) address";
+  if (a === 127) return "a loopback address";
+  if (a === 169 && b === 254) return "a link-local address";
+  if (a >= 224 && a < 240) return "a multicast address";
+  if (a >= 240) return "a reserved or broadcast address";
+  return null;
+}
+
+const V4_MAPPED = "0".repeat(80) + "1".repeat(16);
+const V4_COMPATIBLE = "0".repeat(96);
+
+/**
+ * Why another host could never reach us at `ip`, or null when it is a
+ * unicast address worth dialling: not unspecified, loopback, link-local,
+ * multicast, broadcast or reserved, nor any of these inside an IPv4-mapped
+ * IPv6 address. Private ranges (10/8, 192.168/16, fc00::/7...) pass: nodes
+ * on one LAN or a private underlay use them. The one check for every
+ * address a node advertises, the registry stores or the daemon dials
+ * (docs/decisions.md). Text that is no IP address gets a reason too.
+ */
+export function remoteUnicastProblem(ip: string): string | null {
+  const v4 = DOTTED.exec(ip);
+  if (v4) return ipv4Problem(Number(v4[1]), Number(v4[2]));
+  if (ip.includes("%")) return "an address with a zone (link-local)";
+  const bits = ipv6ToBits(ip);
+  if (bits === null) return "not an IP address";
+  if (bits.startsWith(V4_MAPPED)) return ipv4Problem(parseInt(bits.slice(96, 104), 2), parseInt(bits.slice(104, 112), 2));
+  if (bits.startsWith(V4_COMPATIBLE)) return "an unspecified, loopback or deprecated IPv4-compatible address (::/96)";
+  if (bits.startsWith("1111111010")) return "a link-local address";
+  if (bits.startsWith("11111111")) return "a multicast address";
+  return null;
+}
+
 const PROTOS = new Set(["udp", "tcp-client", "tcp-server"]);
 /** Most addresses a node may advertise; the legacy never sends more than a few. */
 export const MAX_ADDRESS_ITEMS = 16;
@@ -142,6 +176,8 @@ export const MAX_ADDRESS_ITEMS = 16;
  * Parses an advertised address list "ip,port,proto;…" (SPEC section 2).
  * Returns null if any item is malformed: such a list must never reach
  * OpenVPN's command line, where a field like "--up" would run a program.
+ * An address no other host can reach (remoteUnicastProblem) makes it
+ * malformed too: `127.0.0.1,22,tcp-client` would have nodes dial themselves.
  */
 export function parseAddressList(text: string): PeerAddress[] | null {
   if (text.length === 0 || text.length > 1024) return null;
@@ -152,7 +188,7 @@ export function parseAddressList(text: string): PeerAddress[] | null {
     const fields = item.split(",");
     if (fields.length !== 3) return null;
     const [ip, port, proto] = fields as [string, string, string];
-    if (isIP(ip) === 0 || ip.includes("%")) return null;
+    if (isIP(ip) === 0 || remoteUnicastProblem(ip) !== null) return null;
     if (!/^[0-9]{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) return null;
     if (!PROTOS.has(proto)) return null;
     out.push({ ip, port: Number(port), proto: proto as PeerAddress["proto"] });

@@ -1,11 +1,15 @@
 // Certificates: what the registry signs, setup requests and the daemon reads.
-// node-forge builds and parses the X.509 structures; Node's crypto does the
-// RSA work (key generation, signing), which forge does slowly in JavaScript.
+// node-forge builds the X.509 structures; Node's crypto does all the RSA work
+// (key generation, signing, verifying), which forge does slowly and without
+// bounds in JavaScript. Requests are taken apart by ./der.ts, never by forge.
 
-import { createPrivateKey, createPublicKey, generateKeyPair, KeyObject, randomBytes, sign, X509Certificate } from "node:crypto";
+import {
+  createPrivateKey, createPublicKey, generateKeyPair, KeyObject, randomBytes, sign, verify, X509Certificate,
+} from "node:crypto";
 import forge from "node-forge";
 import { Bits, networkFromSerial } from "./address";
-import { CertificateError } from "./x509";
+import { DerElement, DerError, TAG, bytesOf, children, contentOf, expectElement, oidOf, readElement } from "./der";
+import { CertificateError, caProblem } from "./x509";
 
 // Present in node-forge, missing from its type definitions.
 const getTBSCertificate = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate;
@@ -14,6 +18,12 @@ const getCertificationRequestInfo = (forge.pki as unknown as {
 }).getCertificationRequestInfo;
 
 export const MIN_RSA_BITS = 2048;
+/** Larger keys cost the registry CPU time to check and buy nothing. */
+export const MAX_RSA_BITS = 4096;
+/** The one public exponent accepted: what every RSA key generator uses. */
+export const RSA_EXPONENT = 65537n;
+/** Most attributes an issued subject carries (the CN included). */
+export const MAX_SUBJECT_ATTRIBUTES = 16;
 const DAY_MS = 86_400_000;
 
 export interface SubjectAttribute {
@@ -28,6 +38,8 @@ export interface CertificateAuthority {
   /** The CA's subject, as issued certificates name their issuer. */
   subject: forge.pki.CertificateField[];
   key: KeyObject;
+  /** The CA certificate's public key, which checks what it issues. */
+  publicKey: KeyObject;
 }
 
 /**
@@ -60,29 +72,137 @@ export function loadCa(caPem: string, keyPem: string): CertificateAuthority {
   if (!x509.checkPrivateKey(key)) throw new CertificateError("the key does not belong to the CA certificate");
   const network = networkFromSerial(BigInt("0x" + x509.serialNumber));
   if (network.length > 112) throw new CertificateError(`the CA serial gives a /${network.length} network: no room for /16 node prefixes`);
-  return { pem: caPem, network, subject: decodeUtf8Values(forge.pki.certificateFromPem(caPem).subject.attributes), key };
+  const bad = caProblem(x509);
+  if (bad) throw new CertificateError(`the CA certificate ${bad}`);
+  return { pem: caPem, network, subject: decodeUtf8Values(forge.pki.certificateFromPem(caPem).subject.attributes), key, publicKey: x509.publicKey };
 }
 
 export interface CheckedRequest {
-  subject: forge.pki.CertificateField[];
-  publicKey: forge.pki.rsa.PublicKey;
+  /**
+   * The subject the certificate gets: the request's attributes of the
+   * allowed names, checked, in order, with a single CN where the request's
+   * first CN was (the registry replaces its value; appended if absent).
+   */
+  subject: SubjectAttribute[];
+  /** The request's RSA key, checked: MIN_RSA_BITS to MAX_RSA_BITS, exponent RSA_EXPONENT. */
+  publicKey: KeyObject;
 }
 
-/** Parses a PEM CSR and checks its signature and key size. */
-export function checkRequest(csrPem: string): CheckedRequest {
-  let csr: ReturnType<typeof forge.pki.certificationRequestFromPem>;
-  try {
-    csr = forge.pki.certificationRequestFromPem(csrPem);
-  } catch (e) {
-    const why = (e as Error).message;
-    throw new CertificateError(/not RSA/.test(why) ? "the request's key is not RSA" : `not a PEM certificate request (${why})`);
+/** Hash of each signature algorithm a request may use (PKCS#1 v1.5; the legacy setup signs with SHA-1). */
+const REQUEST_SIGNATURES: Record<string, string> = {
+  "1.2.840.113549.1.1.5": "sha1",
+  "1.2.840.113549.1.1.14": "sha224",
+  "1.2.840.113549.1.1.11": "sha256",
+  "1.2.840.113549.1.1.12": "sha384",
+  "1.2.840.113549.1.1.13": "sha512",
+};
+
+const PEM_REQUEST = /-----BEGIN (NEW )?CERTIFICATE REQUEST-----\r?\n([A-Za-z0-9+/=\r\n]+)-----END \1CERTIFICATE REQUEST-----/;
+
+/** How each string type's bytes read: what OpenSSL assumes of the 8-bit ones. */
+function decodeString(tag: number, bytes: Buffer, name: string): string {
+  switch (tag) {
+    case TAG.UTF8_STRING:
+      try {
+        return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+      } catch {
+        throw new CertificateError(`subject attribute ${name} is not valid UTF-8`);
+      }
+    case TAG.PRINTABLE_STRING: case TAG.IA5_STRING: case TAG.T61_STRING: case TAG.VISIBLE_STRING:
+      return bytes.toString("latin1");
+    case TAG.BMP_STRING:
+      if (bytes.length % 2) throw new CertificateError(`subject attribute ${name} is a malformed BMPString`);
+      return Buffer.from(bytes).swap16().toString("utf16le");
+    default:
+      throw new CertificateError(`subject attribute ${name} is not a string (ASN.1 tag 0x${tag.toString(16)})`);
   }
-  if (!csr.verify()) throw new CertificateError("the request's signature does not match its key");
-  const key = csr.publicKey as forge.pki.rsa.PublicKey | null;
-  if (!key) throw new CertificateError("the request has no public key");
-  const bits = key.n.bitLength();
+}
+
+/**
+ * The subject of a request, rebuilt: each attribute checked by
+ * checkSubjectAttribute (allowed names, OpenSSL's bounds), a bounded count,
+ * every CN but the first dropped, since the registry sets the one CN.
+ */
+function requestSubject(der: Buffer, name: DerElement): SubjectAttribute[] {
+  const out: SubjectAttribute[] = [];
+  let haveCn = false;
+  for (const rdn of children(der, name, MAX_SUBJECT_ATTRIBUTES + 1)) {
+    if (rdn.tag !== TAG.SET) throw new DerError("a name component is not a SET");
+    for (const ava of children(der, rdn, MAX_SUBJECT_ATTRIBUTES + 1)) {
+      if (ava.tag !== TAG.SEQUENCE) throw new DerError("a name attribute is not a SEQUENCE");
+      const [type, value, extra] = children(der, ava, 3);
+      if (!type || !value || extra) throw new DerError("a name attribute is not a type and a value");
+      const oid = oidOf(der, type);
+      const spec = ATTRIBUTES.find((a) => a.oid === oid);
+      if (!spec) throw new CertificateError(`the request's subject has an attribute the registry does not issue (${oid}); allowed: ${SUBJECT_ATTRIBUTE_NAMES.join(", ")}`);
+      const text = decodeString(value.tag, contentOf(der, value), spec.short);
+      if (spec.short === "CN") {
+        // Its value is never used: only where it stands.
+        if (!haveCn) out.push({ name: "CN", value: "" });
+        haveCn = true;
+      } else {
+        out.push(checkSubjectAttribute(spec.short, text));
+      }
+      if (out.length > MAX_SUBJECT_ATTRIBUTES) throw new CertificateError(`the request's subject has more than ${MAX_SUBJECT_ATTRIBUTES} attributes`);
+    }
+  }
+  return out;
+}
+
+/** The request's key, if it is one the registry signs: checked before any signature work. */
+function requestKey(der: Buffer, spki: DerElement): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: bytesOf(der, spki), format: "der", type: "spki" });
+  } catch {
+    throw new CertificateError("the request's public key cannot be read");
+  }
+  if (key.asymmetricKeyType !== "rsa") throw new CertificateError(`the request's key is ${key.asymmetricKeyType ?? "of an unknown type"}, not RSA`);
+  const { modulusLength: bits = 0, publicExponent } = key.asymmetricKeyDetails ?? {};
   if (bits < MIN_RSA_BITS) throw new CertificateError(`the request's RSA key has ${bits} bits; at least ${MIN_RSA_BITS} are required`);
-  return { subject: decodeUtf8Values(csr.subject.attributes), publicKey: key };
+  if (bits > MAX_RSA_BITS) throw new CertificateError(`the request's RSA key has ${bits} bits; at most ${MAX_RSA_BITS} are accepted`);
+  if (publicExponent !== RSA_EXPONENT) throw new CertificateError(`the request's RSA public exponent must be ${RSA_EXPONENT}`);
+  return key;
+}
+
+/**
+ * Parses a PEM PKCS#10 request, checks its key (RSA, 2048 to 4096 bits,
+ * exponent 65537) and only then its signature, with Node's crypto: a
+ * hostile request costs a parse, never an unbounded computation. Every
+ * problem is a CertificateError saying what is wrong.
+ */
+export function checkRequest(csrPem: string): CheckedRequest {
+  const pem = PEM_REQUEST.exec(csrPem);
+  if (!pem) throw new CertificateError("not a PEM certificate request (-----BEGIN CERTIFICATE REQUEST-----)");
+  const der = Buffer.from(pem[2]!.replace(/\s+/g, ""), "base64");
+  try {
+    const outer = expectElement(der, 0, TAG.SEQUENCE, der.length, "request");
+    if (outer.end !== der.length) throw new DerError("bytes after the request");
+    const [info, algorithm, signature, extra] = children(der, outer, 4);
+    if (!info || !algorithm || !signature || extra) throw new DerError("a request is its information, an algorithm and a signature");
+    if (info.tag !== TAG.SEQUENCE || algorithm.tag !== TAG.SEQUENCE || signature.tag !== TAG.BIT_STRING) throw new DerError("unexpected element types");
+    const [version, name, spki] = children(der, info, 4);
+    if (!version || version.tag !== TAG.INTEGER || !name || name.tag !== TAG.SEQUENCE || !spki || spki.tag !== TAG.SEQUENCE)
+      throw new DerError("malformed request information");
+    const subject = requestSubject(der, name);
+    const oid = oidOf(der, readElement(der, algorithm.content, algorithm.end));
+    const hash = REQUEST_SIGNATURES[oid];
+    if (!hash) throw new CertificateError(`the request is signed with an algorithm the registry does not accept (${oid}); use RSA with SHA-256`);
+    const publicKey = requestKey(der, spki);
+    const sig = contentOf(der, signature);
+    if (sig[0] !== 0) throw new DerError("malformed signature");
+    let good: boolean;
+    try {
+      good = verify(hash, bytesOf(der, info), publicKey, sig.subarray(1));
+    } catch {
+      good = false;
+    }
+    if (!good) throw new CertificateError("the request's signature does not match its key");
+    return { subject, publicKey };
+  } catch (e) {
+    if (e instanceof DerError) throw new CertificateError(`not a well-formed certificate request (${e.message})`);
+    throw e;
+  }
 }
 
 /** A positive 127-bit serial, hex: unique with overwhelming probability. */
@@ -105,27 +225,54 @@ function signSha256(cert: forge.pki.Certificate, key: KeyObject): string {
   return forge.pki.certificateToPem(cert).replace(/\r\n/g, "\n"); // as OpenSSL writes PEM
 }
 
-/** Replaces (or adds) the CN of a subject, keeping the other attributes in order. */
-export function withCommonName(subject: readonly forge.pki.CertificateField[], cn: string): forge.pki.CertificateField[] {
-  const out = subject.map((a) => ({ ...a }));
-  const at = out.findIndex((a) => a.shortName === "CN" || a.name === "commonName" || a.type === "2.5.4.3");
-  if (at >= 0) out[at]!.value = cn;
-  else out.push({ shortName: "CN", value: cn });
-  return out;
+/** The subject with its CN set to `cn` (added at the end when it has none). */
+export function withCommonName(subject: readonly SubjectAttribute[], cn: string): SubjectAttribute[] {
+  let placed = false;
+  const out = subject.flatMap((a) => {
+    if (a.name !== "CN") return [a];
+    if (placed) return [];
+    placed = true;
+    return [{ name: "CN", value: cn }];
+  });
+  return placed ? out : [...out, { name: "CN", value: cn }];
 }
 
-/** Issues a node certificate: subject with CN replaced, issuer = CA subject, SHA-256. */
+/** forge fields for checked attributes, each with the string type OpenSSL gives it. */
+function subjectFields(subject: readonly SubjectAttribute[]): forge.pki.CertificateField[] {
+  return subject.map(({ name, value }) => {
+    const spec = ATTRIBUTES.find((s) => s.short === name)!;
+    // forge expects UTF8String values as JavaScript strings and encodes them itself.
+    return { type: spec.oid, value, valueTagClass: spec.tag } as forge.pki.CertificateField;
+  });
+}
+
+/**
+ * Issues a node certificate: the request's checked subject with the CN set
+ * to `cn`, issuer = CA subject, SHA-256, CA:FALSE. The result is parsed again
+ * and checked with Node's crypto before anyone sees it: a certificate that
+ * OpenSSL cannot load must never be stored or handed out.
+ */
 export function issueCertificate(ca: CertificateAuthority, req: CheckedRequest, cn: string, now: Date, days = 365): string {
   const cert = forge.pki.createCertificate();
   cert.version = 2;
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = now;
   cert.validity.notAfter = new Date(now.getTime() + days * DAY_MS);
-  cert.setSubject(withCommonName(req.subject, cn));
+  cert.setSubject(subjectFields(withCommonName(req.subject, cn)));
   cert.setIssuer(ca.subject);
-  cert.publicKey = req.publicKey;
+  cert.publicKey = forge.pki.publicKeyFromPem(req.publicKey.export({ type: "spki", format: "pem" }).toString());
   cert.setExtensions([{ name: "basicConstraints", cA: false }]);
-  return signSha256(cert, ca.key);
+  const pem = signSha256(cert, ca.key);
+  let check: X509Certificate;
+  try {
+    check = new X509Certificate(pem);
+  } catch (e) {
+    throw new CertificateError(`the certificate made for this request does not load (${(e as Error).message})`);
+  }
+  const cns = check.subject.split("\n").filter((line) => line.startsWith("CN="));
+  if (!check.verify(ca.publicKey) || cns.length !== 1 || cns[0] !== `CN=${cn}`)
+    throw new CertificateError("the certificate made for this request does not check out (signature or common name)");
+  return pem;
 }
 
 /** A self-signed CA whose serial carries `network`, for vifibnet-ca. */
@@ -199,6 +346,7 @@ export function checkSubjectAttribute(name: string, value: string): SubjectAttri
     const bounds = spec.min === spec.max ? `exactly ${spec.min}` : `${spec.min} to ${spec.max}`;
     throw new CertificateError(`subject attribute ${short} must have ${bounds} characters, got ${length}`);
   }
+  if (/[\x00-\x1f\x7f]/.test(value)) throw new CertificateError(`subject attribute ${short} must not hold control characters`);
   if (spec.tag === forge.asn1.Type.PRINTABLESTRING && !/^[A-Za-z0-9 '()+,\-./:=?]*$/.test(value))
     throw new CertificateError(`subject attribute ${short} must be printable ASCII letters, such as FR`);
   if (spec.tag === forge.asn1.Type.IA5STRING && !/^[\x00-\x7f]*$/.test(value))

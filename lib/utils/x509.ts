@@ -4,6 +4,7 @@
 
 import { KeyObject, X509Certificate } from "node:crypto";
 import { Bits, cnToPrefix, networkFromSerial } from "./address";
+import { DerElement, TAG, children, expectElement, oidOf, readElement } from "./der";
 
 /** A certificate or request that cannot be used, with a reason a user can act on. */
 export class CertificateError extends Error {
@@ -25,29 +26,37 @@ export interface NodeCertificate {
   sha1: boolean;
 }
 
-/** One DER element at `at`: where its content starts and where it ends. */
-function derElement(der: Buffer, at: number): { content: number; end: number } {
-  let len = der[at + 1];
-  let content = at + 2;
-  if (len === undefined) throw new CertificateError("truncated certificate");
-  if (len & 0x80) {
-    const bytes = len & 0x7f;
-    len = 0;
-    for (let i = 0; i < bytes; i++) len = len * 256 + der[content + i]!;
-    content += bytes;
-  }
-  return { content, end: content + len };
-}
+/** The OID sha1WithRSAEncryption. */
+const SHA1_WITH_RSA = "1.2.840.113549.1.1.5";
 
-/** DER of the OID sha1WithRSAEncryption, 1.2.840.113549.1.1.5. */
-const SHA1_WITH_RSA = Buffer.from("2a864886f70d010105", "hex");
+/** Certificate { tbsCertificate, signatureAlgorithm, signature }: its first two elements. */
+function certificateParts(cert: X509Certificate): { tbs: DerElement; algorithm: DerElement; der: Buffer } {
+  const der = cert.raw;
+  const [tbs, algorithm] = children(der, expectElement(der, 0, TAG.SEQUENCE), 3);
+  if (!tbs || !algorithm) throw new CertificateError("malformed certificate");
+  return { tbs, algorithm, der };
+}
 
 /** Whether the certificate's signature algorithm is SHA-1 with RSA (Node 20 does not tell). */
 export function signedWithSha1(cert: X509Certificate): boolean {
-  const der = cert.raw;
-  const tbs = derElement(der, derElement(der, 0).content); // Certificate { tbsCertificate, signatureAlgorithm, ... }
-  const oid = derElement(der, derElement(der, tbs.end).content); // AlgorithmIdentifier { algorithm OID, ... }
-  return der.subarray(oid.content, oid.end).equals(SHA1_WITH_RSA);
+  const { algorithm, der } = certificateParts(cert);
+  return oidOf(der, expectElement(der, algorithm.content, TAG.OID, algorithm.end)) === SHA1_WITH_RSA;
+}
+
+/** A version 1 certificate: no extensions, so no basicConstraints either. */
+function isVersion1(cert: X509Certificate): boolean {
+  const { tbs, der } = certificateParts(cert);
+  return readElement(der, tbs.content, tbs.end).tag !== TAG.CONTEXT_0; // [0] version is absent only in v1
+}
+
+/** Why `cert` cannot be a network's CA at `now`, or null. */
+export function caProblem(cert: X509Certificate, now: Date = new Date()): string | null {
+  // As OpenSSL decides (X509_check_ca): basicConstraints CA:TRUE, and keyCertSign
+  // if keyUsage is present; a self-signed version 1 certificate counts too.
+  if (!cert.ca && !(isVersion1(cert) && cert.checkIssued(cert)))
+    return "is not a CA certificate (no basicConstraints CA:TRUE, or a keyUsage without keyCertSign): OpenVPN would refuse every peer";
+  if (Date.parse(cert.validTo) <= now.getTime()) return `expired on ${cert.validTo}`;
+  return null;
 }
 
 /** The CN, its prefix, and whether the signature is SHA-1. */
@@ -72,15 +81,19 @@ export function checkIssuedCertificate(certPem: string, key: KeyObject, caPem: s
   const ca = new X509Certificate(caPem);
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
     throw new CertificateError("the registry returned a certificate its CA (ca.pem) did not sign");
+  const bad = caProblem(ca);
+  if (bad) throw new CertificateError(`the registry's CA ${bad}`);
   return describeNodeCertificate(cert);
 }
 
 /**
  * What the daemon checks of its own certificate at start: that the CA in
- * `caPem` issued it (the key is OpenVPN's business, given after `--`).
- * Throws CertificateError with a one-line reason.
+ * `caPem` is a CA, in date, and issued it, and that it has not expired (the
+ * key is OpenVPN's business, given after `--`). Either mistake would leave a
+ * node that runs but that every peer refuses. Throws CertificateError with a
+ * one-line reason.
  */
-export function checkNodeCertificate(certPem: string, caPem: string): NodeCertificate {
+export function checkNodeCertificate(certPem: string, caPem: string, now: Date = new Date()): NodeCertificate {
   let cert: X509Certificate;
   let ca: X509Certificate;
   try {
@@ -93,6 +106,9 @@ export function checkNodeCertificate(certPem: string, caPem: string): NodeCertif
   } catch (e) {
     throw new CertificateError(`the certificate file is not a PEM certificate (${(e as Error).message})`);
   }
+  const bad = caProblem(ca, now);
+  if (bad) throw new CertificateError(`the CA certificate ${bad}`);
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new CertificateError("the certificate was not issued by the given CA");
+  if (Date.parse(cert.validTo) <= now.getTime()) throw new CertificateError(`the certificate expired on ${cert.validTo}: peers refuse it`);
   return describeNodeCertificate(cert);
 }
