@@ -216,7 +216,7 @@ describe("planRefresh", () => {
       cand(13, 0, "127.0.0.1,22,tcp-client"), // a legacy daemon's peers.db may hold it
     ];
     const plan = planRefresh(state(tunnels, {}, candidates, [p(7), p(8)]), params({ connectionCount: 10 }));
-    assert.deepEqual(summary(plan), ["forget 9", "close client2 lan remove", "open client3 11", "open client4 12"]);
+    assert.deepEqual(summary(plan), ["forget 9", "forget 13", "close client2 lan remove", "open client3 11", "open client4 12"]);
     assert.deepEqual(plan.skipped.map((s) => [parseInt(s.prefix, 2), s.reason]), [
       [5, "own"], [7, "lan"], [8, "lan"], [9, "malformed"], [13, "malformed"], [10, "in-use"], [11, "duplicate"],
     ]);

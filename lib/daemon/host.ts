@@ -93,7 +93,7 @@ export function startupChecks(cfg: DaemonConfig, uid: number | undefined = proce
   try {
     makeDirectory(cfg.log);
   } catch (e) {
-    throw new StartupError(`cannot create the log directory -l ${cfg.log}: ${(e as Error).message}`);
+    throw new StartupError((e as Error).message); // "cannot create directory DIR: why"
   }
   return {
     network, prefix: cert.prefix, commonName: cert.commonName, address: nodeAddress(network, cert.prefix), sha1: cert.sha1,
