@@ -204,7 +204,8 @@ export function searchBatch(csr: Csr, sources: ArrayLike<number>, routes: Uint32
   const groups = Math.ceil(k / 32);
   const gPairs = new Float64Array(groups);
   const gDist = new Float64Array(groups);
-  const sparseBelow = targets.length / 8;
+  // Below this many tunnels touched, listing the frontier's neighbours beats a pass over every node.
+  const sparseBelow = Math.max(n, targets.length / 8);
   for (let level = 1; ; level++) {
     let touched = 0;
     for (let i = 0; i < frontCount; i++) {

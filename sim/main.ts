@@ -27,7 +27,7 @@ function parse(argv: string[]): {
   nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; json: boolean; sources: number; refreshRate: number;
 } {
   const p = new ArgumentParser({
-    prog: "npm run simulate --",
+    prog: "simulate",
     description: "Simulates a vifibnet network of N nodes running the daemon's tunnel policy (lib/tunnel.ts), one tunnel refresh per round.",
   });
   p.add_argument("--nodes", { type: "int", required: true, metavar: "N", help: "Number of nodes (2 or more)" });

@@ -9,13 +9,12 @@
 
 import { DEFAULTS } from "../lib/daemon/args";
 import { PEER_LIST_SIZE, PEERS_DB_SIZE } from "../lib/peers-refresh";
-import { PeerSet } from "../lib/registry/peers";
 import { MAX_CLIENT_TUNNELS } from "../lib/tunnel";
 import type { Bits } from "../lib/utils/address";
 import { BfsScratch, buildCsr, componentSizes, meanDistance, searchAll } from "./graph";
 import { PeersDbs } from "./peers-db";
 import { refreshNode, type PolicyHost, type RefreshTally, type SimTunnel } from "./policy";
-import { Rng, permutation, pick } from "./rng";
+import { Rng, permutation, pick, sampleDistinct } from "./rng";
 
 export interface SimConfig {
   nodes: number;
@@ -93,7 +92,6 @@ export class Network implements PolicyHost {
   readonly peersDbRefreshS: number;
   private readonly prefixes: Bits[];
   private readonly addresses: string[];
-  private readonly registry: PeerSet;
   private db: PeersDbs;
   // Client tunnels: node u's interface client(k+1) is slot u*S+k.
   private slotPeer: Int32Array;
@@ -120,6 +118,7 @@ export class Network implements PolicyHost {
   private readonly bfs: BfsScratch;
   private refused = 0;
   private readonly listScratch = new Int32Array(PEER_LIST_SIZE);
+  private readonly listMark: Uint8Array;
 
   constructor(readonly config: SimConfig) {
     const n = config.nodes;
@@ -136,7 +135,6 @@ export class Network implements PolicyHost {
     const flat = (s: string): string => Buffer.from(s).toString();
     this.prefixes = Array.from({ length: n }, (_, u) => flat(u.toString(2).padStart(bits, "0")));
     this.addresses = Array.from({ length: n }, (_, u) => flat(`10.${(u >>> 16) & 255}.${(u >>> 8) & 255}.${u & 255},1194,udp`));
-    this.registry = new PeerSet(this.prefixes.map((prefix, u) => ({ prefix, address: this.addresses[u]! })));
     this.db = new PeersDbs(n, PEERS_DB_SIZE, PEER_LIST_SIZE);
     this.slotPeer = new Int32Array(n * S).fill(-1);
     this.slotState = new Uint8Array(n * S);
@@ -153,6 +151,7 @@ export class Network implements PolicyHost {
     this.rngDb = new Rng(config.seed, "db");
     this.rngSources = new Rng(config.seed, "sources");
     this.bfs = new BfsScratch(n);
+    this.listMark = new Uint8Array(n);
     // Setup: peers.db with one bootstrap peer, a random node of those declared before (not itself).
     const boot = new Rng(config.seed, "bootstrap");
     for (let u = 0; u < n; u++) {
@@ -265,11 +264,15 @@ export class Network implements PolicyHost {
     return { ...tally, refused: this.refused };
   }
 
-  /** declare (the registry holds every node already) then getPeerList(200) into peers.db. */
+  /**
+   * declare (the registry holds every node already) then getPeerList(200)
+   * into peers.db: the registry answers up to 200 distinct nodes at random,
+   * the asking one among them possibly (populate skips it), the gone ones
+   * too (the registry forgets a node a day after its last declare).
+   */
   private refreshPeers(u: number, nowS: number): void {
-    const list = this.registry.sample(PEER_LIST_SIZE, this.rngRegistry.randomInt);
-    for (let i = 0; i < list.length; i++) this.listScratch[i] = this.node(list[i]![0]);
-    this.db.populate(u, this.listScratch.subarray(0, list.length), u, PEERS_DB_SIZE, nowS, this.rngDb);
+    const k = sampleDistinct(this.n, PEER_LIST_SIZE, this.rngRegistry, this.listScratch, this.listMark);
+    this.db.populate(u, this.listScratch.subarray(0, k), u, PEERS_DB_SIZE, nowS, this.rngDb);
   }
 
   /** Babel settles on the working tunnels: route counts for the next refresh, and the metrics. */

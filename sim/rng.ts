@@ -88,6 +88,25 @@ export function pick<T>(items: readonly T[], k: number, rng: Rng): T[] {
   return pool.slice(0, m);
 }
 
+/**
+ * k distinct integers of [0, n) at random, in random order, into `out`
+ * (Floyd's sampling, as the registry's PeerSet draws getPeerList's rows);
+ * `mark` is scratch of n zeros, left as zeros. Returns how many (min(k, n)).
+ */
+export function sampleDistinct(n: number, k: number, rng: Rng, out: Int32Array, mark: Uint8Array): number {
+  const m = Math.min(k, n);
+  let c = 0;
+  for (let j = n - m; j < n; j++) {
+    const t = rng.int(j + 1);
+    const v = mark[t] === 1 ? j : t;
+    mark[v] = 1;
+    out[c++] = v;
+  }
+  for (let i = 0; i < m; i++) mark[out[i]!] = 0;
+  shuffleInPlace(out.subarray(0, m), rng);
+  return m;
+}
+
 /** The integers 0..n-1 in random order. */
 export function permutation(n: number, rng: Rng): Int32Array {
   const out = new Int32Array(n);
