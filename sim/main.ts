@@ -4,6 +4,7 @@
 
 import { ArgumentParser } from "argparse";
 import { DEFAULTS } from "../lib/daemon/args";
+import type { Ties } from "./network";
 import { describe, inDegreeLine, killRows, LEGEND, roundHeader, roundRow } from "./report";
 import { DEFAULT_ROUNDS, DEFAULT_SOURCES, simulate, type SimResult } from "./run";
 
@@ -24,7 +25,7 @@ export function perfSince(start: { wall: bigint; cpu: NodeJS.CpuUsage }): Perf {
 }
 
 function parse(argv: string[]): {
-  nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; json: boolean; sources: number; refreshRate: number;
+  nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; json: boolean; sources: number; refreshRate: number; ties: Ties;
 } {
   const p = new ArgumentParser({
     prog: "simulate",
@@ -40,9 +41,13 @@ function parse(argv: string[]): {
     help: "Nodes the distances and route counts are measured from each round, at random; all of them (exact) when N <= S (default: %(default)s)",
   });
   p.add_argument("--refresh-rate", { type: "float", default: DEFAULTS.refreshRate, metavar: "RATIO", help: "The daemons' --refresh-rate (default: %(default)s)" });
+  p.add_argument("--ties", {
+    choices: ["oldest", "random"], default: "oldest",
+    help: "Among equally short routes babel keeps the oldest tunnel's; random: a random order each round, to see what that choice weighs (default: %(default)s)",
+  });
   p.add_argument("--json", { action: "store_true", help: "Print the whole result as JSON instead of a table" });
   const a = p.parse_args(argv) as {
-    nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; sources: number; refresh_rate: number; json: boolean;
+    nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; sources: number; refresh_rate: number; json: boolean; ties: Ties;
   };
   if (a.nodes < 2) p.error(`argument --nodes: a network needs at least 2 nodes, got ${a.nodes}`);
   if (a.nodes > 1_000_000) p.error(`argument --nodes: at most 1000000 nodes, got ${a.nodes}`);
@@ -51,13 +56,13 @@ function parse(argv: string[]): {
   if (a.sources < 1) p.error(`argument --sources: must be 1 or more, got ${a.sources}`);
   for (const f of a.kill) if (!(f > 0 && f < 1)) p.error(`argument --kill: a fraction between 0 and 1 (exclusive), got ${f}`);
   if (!(a.refresh_rate >= 0 && a.refresh_rate <= 1)) p.error(`argument --refresh-rate: a ratio from 0 to 1, got ${a.refresh_rate}`);
-  return { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, json: a.json, sources: a.sources, refreshRate: a.refresh_rate };
+  return { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, json: a.json, sources: a.sources, refreshRate: a.refresh_rate, ties: a.ties };
 }
 
 export function main(argv: string[]): void {
   const a = parse(argv);
   const start = { wall: process.hrtime.bigint(), cpu: process.cpuUsage() };
-  const opts = { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, sources: a.sources, refreshRate: a.refreshRate };
+  const opts = { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, sources: a.sources, refreshRate: a.refreshRate, ties: a.ties };
   let result: SimResult;
   if (a.json) {
     result = simulate(opts);

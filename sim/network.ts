@@ -23,6 +23,12 @@ export interface SimConfig {
   seed: number;
   /** BFS sources per round (route counts and distances); `nodes` or more: every node, exact. */
   sources: number;
+  /**
+   * Which of equally short routes babel keeps: the oldest tunnel's (it had
+   * the route first), or, to test how much that matters, one in a random
+   * order drawn each round.
+   */
+  ties?: Ties;
   refreshRate?: number;
   tunnelRefreshS?: number;
   peersDbRefreshS?: number;
@@ -70,6 +76,7 @@ export interface RoundMetrics extends GraphMetrics {
 }
 
 export type KillKind = "random" | "best";
+export type Ties = "oldest" | "random";
 
 export interface KillResult {
   kind: KillKind;
@@ -90,6 +97,7 @@ export class Network implements PolicyHost {
   readonly tunnelRefreshS: number;
   readonly helloS: number;
   readonly peersDbRefreshS: number;
+  readonly ties: Ties;
   private readonly prefixes: Bits[];
   private readonly addresses: string[];
   private db: PeersDbs;
@@ -115,6 +123,7 @@ export class Network implements PolicyHost {
   private rngRegistry: Rng;
   private rngDb: Rng;
   private rngSources: Rng;
+  private rngTies: Rng;
   private readonly bfs: BfsScratch;
   private refused = 0;
   private readonly listScratch = new Int32Array(PEER_LIST_SIZE);
@@ -130,6 +139,7 @@ export class Network implements PolicyHost {
     this.tunnelRefreshS = config.tunnelRefreshS ?? DEFAULTS.tunnelRefresh;
     this.peersDbRefreshS = config.peersDbRefreshS ?? DEFAULTS.peersDbRefresh;
     this.helloS = config.helloS ?? DEFAULTS.hello;
+    this.ties = config.ties ?? "oldest";
     const bits = Math.max(16, Math.ceil(Math.log2(n)));
     // Flat copies: padStart and templates make ropes, which every Map lookup and parse would walk again.
     const flat = (s: string): string => Buffer.from(s).toString();
@@ -150,6 +160,7 @@ export class Network implements PolicyHost {
     this.rngRegistry = new Rng(config.seed, "registry");
     this.rngDb = new Rng(config.seed, "db");
     this.rngSources = new Rng(config.seed, "sources");
+    this.rngTies = new Rng(config.seed, "ties");
     this.bfs = new BfsScratch(n);
     this.listMark = new Uint8Array(n);
     // Setup: peers.db with one bootstrap peer, a random node of those declared before (not itself).
@@ -287,10 +298,13 @@ export class Network implements PolicyHost {
       w++;
     }
     this.logLen = w;
+    // Edges in adjacency order: oldest first, or shuffled (SimConfig.ties).
+    const order = this.ties === "random" ? permutation(w, this.rngTies) : null;
+    const edgeSlot = order === null ? this.logSlot.subarray(0, w) : Int32Array.from(order, (i) => this.logSlot[i]!);
     const a = new Int32Array(w), b = new Int32Array(w);
     const outDeg = new Int32Array(n), inDeg = new Int32Array(n);
     for (let i = 0; i < w; i++) {
-      const s = this.logSlot[i]!;
+      const s = edgeSlot[i]!;
       a[i] = (s / S) | 0;
       b[i] = this.slotPeer[s]!;
       outDeg[a[i]!]!++;
@@ -304,7 +318,7 @@ export class Network implements PolicyHost {
     const totals = searchAll(csr, sources, routes, this.bfs);
     this.slotRoutes.fill(0);
     const scale = alive.length / sources.length;
-    for (let i = 0; i < w; i++) this.slotRoutes[this.logSlot[i]!] = routes[halfEdge[i]!]! * scale;
+    for (let i = 0; i < w; i++) this.slotRoutes[edgeSlot[i]!] = routes[halfEdge[i]!]! * scale;
     const members = new Uint8Array(n);
     for (const u of alive) members[u] = 1;
     const comp = componentSizes(csr, members);
@@ -358,6 +372,7 @@ export class Network implements PolicyHost {
     c.rngRegistry = new Rng(seed, `${label}/registry`);
     c.rngDb = new Rng(seed, `${label}/db`);
     c.rngSources = new Rng(seed, `${label}/sources`);
+    c.rngTies = new Rng(seed, `${label}/ties`);
     return c;
   }
 

@@ -20,7 +20,7 @@ export function describe(c: SimResult["config"]): string {
   return (
     `${c.nodes} nodes, ${c.tunnels} client tunnels wanted each${capped}: --connection-count ${c.connectionCount} (--max-clients ${c.connectionCount}), ` +
     `--refresh-rate ${c.refreshRate}, --tunnel-refresh ${c.tunnelRefreshS} s, --peers-db-refresh ${c.peersDbRefreshS} s, --hello ${c.helloS} s; ` +
-    `${c.rounds} rounds, seed ${c.seed}; ${how}`
+    `${c.rounds} rounds, seed ${c.seed}; ${how}${c.ties === "random" ? "; ties between equal routes in a random order" : ""}`
   );
 }
 

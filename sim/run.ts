@@ -33,7 +33,7 @@ export function simulate(opts: SimOptions, progress: SimProgress = {}): SimResul
   const rounds = opts.rounds ?? DEFAULT_ROUNDS;
   const c = net.config;
   const config: SimResult["config"] = {
-    nodes: c.nodes, tunnels: c.tunnels, seed: c.seed, sources: c.sources, rounds,
+    nodes: c.nodes, tunnels: c.tunnels, seed: c.seed, sources: c.sources, ties: net.ties, rounds,
     connectionCount: net.connectionCount, clientTunnels: wantedTunnels(net.connectionCount),
     refreshRate: net.refreshRate, tunnelRefreshS: net.tunnelRefreshS, peersDbRefreshS: net.peersDbRefreshS, helloS: net.helloS,
   };

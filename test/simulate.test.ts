@@ -29,6 +29,9 @@ describe("simulate", () => {
     assert.ok(a.rounds.at(-1)!.distanceError > 0, "distances were sampled");
     const c = simulate({ ...opts, seed: 10 });
     assert.notDeepEqual(c.rounds, a.rounds);
+    const shuffled = simulate({ ...opts, seed: 9, ties: "random", kill: [] });
+    assert.deepEqual(simulate({ ...opts, seed: 9, ties: "random", kill: [] }), shuffled);
+    assert.notDeepEqual(shuffled.rounds, a.rounds, "ties decide routes, routes decide the plans");
   });
 
   test("the table on stdout, twice the same for one seed; --json holds every round", async () => {
