@@ -153,8 +153,9 @@ export class Network implements PolicyHost {
     this.slotRoutes = new Float64Array(n * S);
     this.incoming = new Int32Array(n);
     this.gone = new Uint8Array(n);
-    this.logSlot = new Int32Array(n * S);
-    this.logSeq = new Int32Array(n * S);
+    // Between two compactions: the working tunnels (at most 12 a node) and one round's opens (at most 12 a node).
+    this.logSlot = new Int32Array(2 * n * S);
+    this.logSeq = new Int32Array(2 * n * S);
     this.rngOrder = new Rng(config.seed, "order");
     this.rngPlan = new Rng(config.seed, "plan");
     this.rngRegistry = new Rng(config.seed, "registry");
@@ -239,6 +240,7 @@ export class Network implements PolicyHost {
     }
     this.slotState[s] = UP;
     this.incoming[peer]!++;
+    if (this.logLen === this.logSlot.length) throw new Error("the log of working tunnels is full: more opens in a round than interfaces");
     this.logSlot[this.logLen] = s;
     this.logSeq[this.logLen] = this.seq;
     this.logLen++;

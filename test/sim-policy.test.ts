@@ -151,6 +151,16 @@ describe("simulated network", () => {
     assert.ok(dead > 0, "and the refused tunnels were closed as dead");
   });
 
+  test("at the 12-interface cap (K = 20) every node keeps its 12 tunnels, round after round", () => {
+    const net = new Network({ nodes: 60, tunnels: 20, seed: 2, sources: 60 });
+    net.round();
+    for (let r = 0; r < 12; r++) {
+      const m = net.round();
+      assert.equal(m.out.max, 12);
+      assert.ok(m.out.min >= 11, `round ${m.round}: a node has ${m.out.min} working tunnels`);
+    }
+  });
+
   test("the first refresh has only setup's bootstrap peer; the peers DB refresh brings the rest", () => {
     const net = new Network({ nodes: 50, tunnels: 3, seed: 1, sources: 50 });
     const first = net.round();
