@@ -25,7 +25,7 @@ export function perfSince(start: { wall: bigint; cpu: NodeJS.CpuUsage }): Perf {
 }
 
 function parse(argv: string[]): {
-  nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; json: boolean; sources: number; refreshRate: number; ties: Ties;
+  nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; json: boolean; sources: number; refreshRate: number; ties: Ties; maxClients: number | undefined;
 } {
   const p = new ArgumentParser({
     prog: "simulate",
@@ -40,6 +40,9 @@ function parse(argv: string[]): {
     type: "int", default: DEFAULT_SOURCES, metavar: "S",
     help: "Nodes the distances and route counts are measured from each round, at random; all of them (exact) when N <= S (default: %(default)s)",
   });
+  p.add_argument("--max-clients", {
+    type: "int", metavar: "M", help: "The servers' --max-clients (default: the connection count, 2K, as the daemon sets it)",
+  });
   p.add_argument("--refresh-rate", { type: "float", default: DEFAULTS.refreshRate, metavar: "RATIO", help: "The daemons' --refresh-rate (default: %(default)s)" });
   p.add_argument("--ties", {
     choices: ["oldest", "random"], default: "oldest",
@@ -47,7 +50,7 @@ function parse(argv: string[]): {
   });
   p.add_argument("--json", { action: "store_true", help: "Print the whole result as JSON instead of a table" });
   const a = p.parse_args(argv) as {
-    nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; sources: number; refresh_rate: number; json: boolean; ties: Ties;
+    nodes: number; tunnels: number; rounds: number; seed: number; kill: number[]; sources: number; refresh_rate: number; json: boolean; ties: Ties; max_clients: number | undefined;
   };
   if (a.nodes < 2) p.error(`argument --nodes: a network needs at least 2 nodes, got ${a.nodes}`);
   if (a.nodes > 1_000_000) p.error(`argument --nodes: at most 1000000 nodes, got ${a.nodes}`);
@@ -55,14 +58,15 @@ function parse(argv: string[]): {
   if (a.rounds < 1) p.error(`argument --rounds: must be 1 or more, got ${a.rounds}`);
   if (a.sources < 1) p.error(`argument --sources: must be 1 or more, got ${a.sources}`);
   for (const f of a.kill) if (!(f > 0 && f < 1)) p.error(`argument --kill: a fraction between 0 and 1 (exclusive), got ${f}`);
+  if (a.max_clients !== undefined && a.max_clients < 1) p.error(`argument --max-clients: must be 1 or more, got ${a.max_clients}`);
   if (!(a.refresh_rate >= 0 && a.refresh_rate <= 1)) p.error(`argument --refresh-rate: a ratio from 0 to 1, got ${a.refresh_rate}`);
-  return { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, json: a.json, sources: a.sources, refreshRate: a.refresh_rate, ties: a.ties };
+  return { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, json: a.json, sources: a.sources, refreshRate: a.refresh_rate, ties: a.ties, maxClients: a.max_clients };
 }
 
 export function main(argv: string[]): void {
   const a = parse(argv);
   const start = { wall: process.hrtime.bigint(), cpu: process.cpuUsage() };
-  const opts = { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, sources: a.sources, refreshRate: a.refreshRate, ties: a.ties };
+  const opts = { nodes: a.nodes, tunnels: a.tunnels, rounds: a.rounds, seed: a.seed, kill: a.kill, sources: a.sources, refreshRate: a.refreshRate, ties: a.ties, maxClients: a.maxClients };
   let result: SimResult;
   if (a.json) {
     result = simulate(opts);

@@ -29,6 +29,8 @@ export interface SimConfig {
    * order drawn each round.
    */
   ties?: Ties;
+  /** The servers' --max-clients: the connection count, as the daemon sets it, unless given (SPEC section 8 allows more). */
+  maxClients?: number;
   refreshRate?: number;
   tunnelRefreshS?: number;
   peersDbRefreshS?: number;
@@ -93,6 +95,7 @@ const NONE = 0, UP = 1, RETIRING = 2, DEAD = 3;
 export class Network implements PolicyHost {
   readonly n: number;
   readonly connectionCount: number;
+  readonly maxClients: number;
   readonly refreshRate: number;
   readonly tunnelRefreshS: number;
   readonly helloS: number;
@@ -135,6 +138,8 @@ export class Network implements PolicyHost {
     if (!Number.isInteger(config.tunnels) || config.tunnels < 1) throw new RangeError(`tunnels must be a positive integer, got ${config.tunnels}`);
     this.n = n;
     this.connectionCount = 2 * config.tunnels;
+    this.maxClients = config.maxClients ?? this.connectionCount;
+    if (!Number.isInteger(this.maxClients) || this.maxClients < 1) throw new RangeError(`max-clients must be a positive integer, got ${this.maxClients}`);
     this.refreshRate = config.refreshRate ?? DEFAULTS.refreshRate;
     this.tunnelRefreshS = config.tunnelRefreshS ?? DEFAULTS.tunnelRefresh;
     this.peersDbRefreshS = config.peersDbRefreshS ?? DEFAULTS.peersDbRefresh;
@@ -233,7 +238,7 @@ export class Network implements PolicyHost {
     this.slotOpenedAt[s] = this.now();
     this.slotSeq[s] = ++this.seq;
     this.slotRoutes[s] = 0;
-    if (this.gone[peer] === 1 || this.incoming[peer]! >= this.connectionCount) {
+    if (this.gone[peer] === 1 || this.incoming[peer]! >= this.maxClients) {
       this.slotState[s] = DEAD;
       this.refused++;
       return;
@@ -336,7 +341,7 @@ export class Network implements PolicyHost {
       return { min: alive.length ? min : 0, mean: alive.length ? sum / alive.length : 0, max };
     };
     let full = 0;
-    for (const u of alive) if (this.incoming[u]! >= this.connectionCount) full++;
+    for (const u of alive) if (this.incoming[u]! >= this.maxClients) full++;
     const inHistogram: number[] = [];
     for (const u of alive) inHistogram[inDeg[u]!] = (inHistogram[inDeg[u]!] ?? 0) + 1;
     const pairs = alive.length * (alive.length - 1);

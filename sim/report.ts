@@ -18,7 +18,7 @@ export function describe(c: SimResult["config"]): string {
   const capped = c.clientTunnels < c.tunnels ? ` (the daemon opens at most ${c.clientTunnels})` : "";
   const how = c.sources >= c.nodes ? "distances and route counts exact (from every node)" : `distances and route counts from ${c.sources} random nodes per round`;
   return (
-    `${c.nodes} nodes, ${c.tunnels} client tunnels wanted each${capped}: --connection-count ${c.connectionCount} (--max-clients ${c.connectionCount}), ` +
+    `${c.nodes} nodes, ${c.tunnels} client tunnels wanted each${capped}: --connection-count ${c.connectionCount} (--max-clients ${c.maxClients}), ` +
     `--refresh-rate ${c.refreshRate}, --tunnel-refresh ${c.tunnelRefreshS} s, --peers-db-refresh ${c.peersDbRefreshS} s, --hello ${c.helloS} s; ` +
     `${c.rounds} rounds, seed ${c.seed}; ${how}${c.ties === "random" ? "; ties between equal routes in a random order" : ""}`
   );

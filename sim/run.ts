@@ -34,7 +34,7 @@ export function simulate(opts: SimOptions, progress: SimProgress = {}): SimResul
   const c = net.config;
   const config: SimResult["config"] = {
     nodes: c.nodes, tunnels: c.tunnels, seed: c.seed, sources: c.sources, ties: net.ties, rounds,
-    connectionCount: net.connectionCount, clientTunnels: wantedTunnels(net.connectionCount),
+    connectionCount: net.connectionCount, clientTunnels: wantedTunnels(net.connectionCount), maxClients: net.maxClients,
     refreshRate: net.refreshRate, tunnelRefreshS: net.tunnelRefreshS, peersDbRefreshS: net.peersDbRefreshS, helloS: net.helloS,
   };
   progress.start?.(config);

@@ -151,6 +151,16 @@ describe("simulated network", () => {
     assert.ok(dead > 0, "and the refused tunnels were closed as dead");
   });
 
+  test("servers that are never full refuse nothing; the planner then only replaces the weakest", () => {
+    const net = new Network({ nodes: 30, tunnels: 4, seed: 3, sources: 30, maxClients: 30 });
+    for (let r = 0; r < 20; r++) {
+      const m = net.round();
+      assert.equal(m.refused, 0);
+      assert.equal(m.dead, 0);
+      if (m.round >= 2) assert.equal(m.out.min, 4);
+    }
+  });
+
   test("at the 12-interface cap (K = 20) every node keeps its 12 tunnels, round after round", () => {
     const net = new Network({ nodes: 60, tunnels: 20, seed: 2, sources: 60 });
     net.round();
