@@ -12,7 +12,7 @@ const list = (text: string): number[] => {
 };
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-const dist = (mean: number, error: number): string => (error > 0 ? `${mean.toFixed(2)} ±${error.toFixed(2)}` : mean.toFixed(2));
+const dist = (mean: number, error: number): string => (error > 0 ? `${mean.toFixed(2)} ±${error.toFixed(3)}` : mean.toFixed(2));
 
 function networkRow(r: SimResult): string {
   const m = r.rounds[r.rounds.length - 1]!;
