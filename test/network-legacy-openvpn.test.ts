@@ -77,7 +77,7 @@ function startOldNode(net: Overlay, old: OverlayNode, to: OverlayNode, as2012: b
   run("old.server.log", "openvpn", [
     ...common, ...(as2012 ? SERVES_AS_2_3 : []), "--tls-server", "--mode", "server", "--dev", "vifibnet", "--dh", join(old.dir, "dh2048.pem"),
     "--max-clients", "4", "--port", "1194", "--proto", "udp",
-    "--up", `${BIN("ovpn-server")} ${old.address}/${network.length + net.prefix(old.index).length}`,
+    "--up", `${BIN("ovpn-server")} 3 ${old.address}/${network.length + net.prefix(old.index).length}`,
     "--client-connect", `${BIN("ovpn-server")} 3`, "--client-disconnect", `${BIN("ovpn-server")} 3`,
   ]);
   run("old.client.log", "openvpn", [

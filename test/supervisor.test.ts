@@ -90,3 +90,31 @@ test("a start that throws is an exit like any other; stop ends supervision and t
   await settle();
   assert.deepEqual(timers.delays(), [], "a child stopped on purpose is not restarted");
 });
+
+test("a deliberate restart: the child stopped and started again at once, counted, no backoff, not a crash", async () => {
+  const timers = new ManualTimers();
+  const children: FakeChild[] = [];
+  const lines: string[] = [];
+  const s = new Supervisor("OpenVPN server 1194/udp", () => {
+    const c = new FakeChild();
+    children.push(c);
+    return c;
+  }, { timers, now: timers.now, logger: createLogger(1, (l) => lines.push(l)), logPath: "x.log" });
+  s.start();
+  await s.restart();
+  await settle();
+  assert.equal(children.length, 2);
+  assert.deepEqual([s.status().running, s.status().pid, s.status().restarts], [true, children[1]!.pid, 1]);
+  assert.equal(s.status().lastExit?.status, "restarted (was killed by SIGTERM)");
+  assert.deepEqual(timers.delays(), [], "nothing scheduled: the old run's exit was no crash");
+  assert.deepEqual(lines, []);
+  // During a backoff wait (the child had died): started at once.
+  children[1]!.die();
+  await settle();
+  assert.deepEqual(timers.delays(), [1_000]);
+  await s.restart();
+  assert.deepEqual([children.length, s.status().running, timers.delays().length], [3, true, 0]);
+  await s.stop();
+  await s.restart();
+  assert.equal(children.length, 3, "stopped supervision restarts nothing");
+});

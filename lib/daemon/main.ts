@@ -18,6 +18,7 @@ import { resolve } from "node:path";
 import { PeersDb } from "../db";
 import { declarationKey } from "../declaration";
 import { strictnessCosts } from "../legacy-peers";
+import { NegotiationLog } from "../ovpn-log";
 import { OpenvpnCommon, openvpnClientArgv } from "../plib";
 import { CLIENT_INTERFACES } from "../tunnel";
 import { bitsToIpv6 } from "../utils/address";
@@ -30,6 +31,7 @@ import { DaemonConfig, parseDaemonArgs, progName } from "./args";
 import { Babel } from "./babel";
 import { Child, EVENT_FD, describeExit, killAllNow } from "./children";
 import { ControlServer, controlSocketPath, statusCommand } from "./control";
+import { IpMonitor } from "./ip-monitor";
 import { Identity, enableForwarding, interfaceBytes, interfaceUp, readIfInet6, readRoutes, startupChecks } from "./host";
 import { LogFiles } from "./logs";
 import { PeersRefresh } from "./peers";
@@ -55,6 +57,7 @@ function ip(args: string[]): Promise<void> {
 export class Daemon {
   private readonly db: PeersDb;
   private readonly logs: LogFiles;
+  private readonly babel: Babel;
   private readonly services: Service[];
   private readonly started: Service[] = [];
   private readonly snapshot: () => Promise<Status>;
@@ -68,23 +71,26 @@ export class Daemon {
       hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs, hookDir: HOOK_DIR, eventFd: EVENT_FD, legacy: !cfg.noLegacy,
     };
     const subnet = `${id.address}/${id.network.length + id.prefix.length}`;
-    const servers = cfg.pp.map((_, index) => new Server({ index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet }, logs, deps));
+    const servers = cfg.pp.map((_, index) => new Server({ index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet, revokedFile: null }, logs, deps));
     const babel = new Babel({
       babeld: id.babeld, state: cfg.state, network: id.network, prefix: id.prefix, address: id.address, wireless: cfg.wireless, hello: cfg.hello,
       verbose: cfg.verbose, interfaces: [...servers.map((s) => s.iface), ...CLIENT_INTERFACES, ...cfg.interfaces],
     }, logs, deps);
     babel.checkPidFile(); // another daemon's babeld: stop before anything starts
+    this.babel = babel;
+    const monitor = new IpMonitor("ip", deps);
     const keeper = new AddressKeeper(id.address, subnet, cfg.hello, {
-      ...deps, interfaces: () => servers.filter((s) => s.running()).map((s) => s.iface), readIfInet6, isUp: interfaceUp, ip,
+      ...deps, interfaces: () => servers.filter((s) => s.ready()).map((s) => s.iface), readIfInet6, isUp: interfaceUp, ip, watch: monitor,
     });
     const advertiser = new Advertiser(cfg.address, cfg.pp, cfg.tunnelRefresh, { ...deps, discover, onChange: () => peers.restart() });
     const tunnels = new Tunnels({
       ...deps, babel: babel.control, peers: db, onReport: (p, ext) => advertiser.report(p, ext), onClosed: (p) => advertiser.forget(p),
       spawn: (iface, prefix, remotes, events) => {
         const log = logs.open(`vifibnet.client.${prefix}.log`);
+        const negotiation = new NegotiationLog();
         try {
-          return new Child(`client ${iface}`, id.openvpn, openvpnClientArgv(common, iface, prefix, remotes), {
-            log,
+          const child = new Child(`client ${iface}`, id.openvpn, openvpnClientArgv(common, iface, prefix, remotes), {
+            log: { write: (chunk) => (log.write(chunk), negotiation.chunk(chunk)) },
             onEvent: (type, arg) => {
               const [external, remote] = arg.split(" ");
               if (type === "route-up") events.up(external || null, remote || null);
@@ -93,6 +99,7 @@ export class Daemon {
             onExit: (s) => events.exited(describeExit(s)),
             onOutputEnd: () => logs.close(log),
           });
+          return { pid: child.pid, stop: () => child.stop(), negotiation: () => negotiation.tunnel() };
         } catch (e) {
           logs.close(log);
           throw e;
@@ -112,7 +119,7 @@ export class Daemon {
       startedAt, now: Date.now(), id, subnet, addressRestores: { count: keeper.restores, last: keeper.lastRestore },
       advertised: advertiser.status(), registry: peers.status(), servers: servers.map((s) => s.status()), tunnels: tunnels.info(),
       bytes: interfaceBytes, routes: refresh.routesPerInterface(), refresh: { ...refresh.status(), closed: tunnels.closed },
-      babel: await babel.status(), children: [babel.supervisor.status(), ...servers.map((s) => s.supervisor.status())],
+      babel: await babel.status(), children: [babel.supervisor.status(), ...servers.map((s) => s.supervisor.status()), ...[monitor.status()].filter((c) => c !== null)],
     });
     const control = new ControlServer(controlSocketPath(cfg.state), { status: this.snapshot }, logger);
     const named = <T extends { start(): void | Promise<void>; stop(): Promise<void> }>(name: string, s: T): Service =>
@@ -152,6 +159,7 @@ export class Daemon {
   /** SIGHUP: the log files again, for logrotate. */
   reopenLogs(): void {
     const r = this.logs.reopenAll();
+    this.babel.reopenLog();
     this.logger.log(1, `SIGHUP: reopened ${r.reopened} log file(s) in ${this.cfg.log}`);
     for (const e of r.errors) this.logger.warn(e);
   }

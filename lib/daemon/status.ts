@@ -6,6 +6,7 @@
 
 import type { AddressSource } from "../advertise";
 import type { BabelNeighbour } from "../babel-control";
+import { isLegacyNegotiation, type Negotiation } from "../ovpn-log";
 import type { CloseReason, TunnelState } from "../tunnel";
 import { bitsToIpv6, prefixToCn } from "../utils/address";
 import type { AdvertisedStatus } from "./advertiser";
@@ -28,6 +29,15 @@ export interface CertificateView {
   daysLeft: number;
 }
 
+/** What a tunnel negotiated (lib/ovpn-log.ts); all null until OpenVPN logged it. */
+export interface NegotiationView {
+  tlsVersion: string | null;
+  tlsCipher: string | null;
+  dataCipher: string | null;
+  /** A legacy peer's terms: TLS below 1.2 or a data cipher without AEAD (BF-CBC). */
+  legacy: boolean | null;
+}
+
 export interface Status {
   version: typeof STATUS_VERSION;
   pid: number;
@@ -47,12 +57,12 @@ export interface Status {
   registry: { url: string; lastSuccess: Time; lastError: { at: string; message: string } | null; nextRefresh: Time; declared: boolean | null };
   servers: Array<{
     interface: string; port: number; proto: string; pid: number | null; running: boolean;
-    peers: Array<{ prefix: string | null; commonName: string; remote: string | null; since: string }>;
+    peers: Array<{ prefix: string | null; commonName: string; remote: string | null; since: string } & NegotiationView>;
   }>;
   tunnels: Array<{
     interface: string; prefix: string; address: string; remote: string | null; state: TunnelState; since: string; openedAt: string;
     pid: number | null; bytes: number | null; routes: number;
-  }>;
+  } & NegotiationView>;
   refresh: { wanted: number; last: Time; next: Time; closed: Record<CloseReason, number> };
   babel: {
     answered: boolean; error: string | null; neighbours: Array<Omit<BabelNeighbour, "iface"> & { interface: string }>; routes: number;
@@ -83,6 +93,12 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): Time => (ms === null ? null : iso(ms));
 const DAY_MS = 86_400_000;
 
+function negotiationView(n: Negotiation | null): NegotiationView {
+  return n === null
+    ? { tlsVersion: null, tlsCipher: null, dataCipher: null, legacy: null }
+    : { tlsVersion: n.tlsVersion, tlsCipher: n.tlsCipher, dataCipher: n.dataCipher, legacy: isLegacyNegotiation(n) };
+}
+
 function certificate(path: string, notAfter: Date, now: number): CertificateView {
   return { path, notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now) / DAY_MS) };
 }
@@ -109,11 +125,11 @@ export function buildStatus(s: StatusSources): Status {
     },
     servers: s.servers.map((v) => ({
       interface: v.iface, port: v.port, proto: v.proto, pid: v.child.pid, running: v.child.running,
-      peers: v.peers.map((p) => ({ prefix: p.prefix, commonName: p.commonName, remote: p.remote, since: iso(p.since) })),
+      peers: v.peers.map((p) => ({ prefix: p.prefix, commonName: p.commonName, remote: p.remote, since: iso(p.since), ...negotiationView(p.negotiation) })),
     })),
     tunnels: s.tunnels.map((t) => ({
       interface: t.iface, prefix: t.prefix, address: t.address, remote: t.remote, state: t.state, since: iso(t.since), openedAt: iso(t.openedAt),
-      pid: t.pid, bytes: s.bytes(t.iface), routes: s.routes.get(t.iface) ?? 0,
+      pid: t.pid, bytes: s.bytes(t.iface), routes: s.routes.get(t.iface) ?? 0, ...negotiationView(t.negotiation),
     })),
     refresh: { wanted: s.refresh.wanted, last: isoOrNull(s.refresh.last), next: isoOrNull(s.refresh.next), closed: { ...s.refresh.closed } },
     babel: {
@@ -158,6 +174,12 @@ function columns(rows: string[][], indent = "  "): string[] {
   return rows.map((r) => (indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).trimEnd());
 }
 
+/** "TLSv1.3 AES-256-GCM", "TLSv1 BF-CBC (legacy)", or "" before the handshake. */
+function negotiated(n: NegotiationView): string {
+  if (n.tlsVersion === null) return "";
+  return `${n.tlsVersion} ${n.dataCipher ?? "?"}${n.legacy ? " (legacy)" : ""}`;
+}
+
 const SOURCE: Record<AddressSource, string> = { ip: "--ip", upnp: "UPnP mapping", peers: "learned from peers", none: "nothing yet" };
 
 /** The compact view `vifibnet status` prints without --json. */
@@ -178,12 +200,12 @@ export function formatStatus(s: Status): string {
     (r.lastError ? `; last error ${ago(r.lastError.at, now)}: ${r.lastError.message}` : ""));
   for (const v of s.servers) {
     out.push(`server ${v.interface} ${v.port}/${v.proto}: ${v.running ? `pid ${v.pid}` : "not running"}, ${v.peers.length} peer(s)`);
-    out.push(...columns(v.peers.map((p) => [cn(p.prefix), p.remote ?? "?", `since ${ago(p.since, now)}`])));
+    out.push(...columns(v.peers.map((p) => [cn(p.prefix), p.remote ?? "?", `since ${ago(p.since, now)}`, negotiated(p)])));
   }
   const closed = Object.entries(s.refresh.closed).filter(([, k]) => k > 0).map(([why, k]) => `${k} ${why}`).join(", ");
   out.push(`tunnels: ${s.tunnels.length} of ${s.refresh.wanted} wanted; next refresh ${ago(s.refresh.next, now)}${closed ? `; closed so far: ${closed}` : ""}`);
   out.push(...columns(s.tunnels.map((t) => [
-    t.interface, cn(t.prefix), t.state, t.remote ?? t.address, `since ${ago(t.since, now)}`, bytes(t.bytes), `${t.routes} route(s)`,
+    t.interface, cn(t.prefix), t.state, t.remote ?? t.address, `since ${ago(t.since, now)}`, bytes(t.bytes), `${t.routes} route(s)`, negotiated(t),
   ])));
   const b = s.babel;
   if (!b.answered) out.push(`babel: no answer (${b.error})`);
