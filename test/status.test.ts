@@ -34,9 +34,11 @@ function sources(): StatusSources {
     startedAt: T0, now: T0 + 3_600_000, subnet: "2001:db8:42:5::/64",
     id: {
       network: parseIpv6Prefix("2001:db8:42::/48")!, prefix: p(5), commonName: "5/16", address: "2001:db8:42:5::", sha1: false,
-      caPath: "/etc/vifib/ca.pem", certPath: "/etc/vifib/cert.crt", dhPath: "/etc/vifib/dh2048.pem", certExpires: new Date(T0 + 10 * 86_400_000),
-      caExpires: new Date(T0 + 300 * 86_400_000), peersDbPath: "/etc/vifib/peers.db", openvpn: "/usr/sbin/openvpn", babeld: "/usr/sbin/babeld",
+      caPath: "/etc/vifib/ca.pem", certPath: "/etc/vifib/cert.crt", dhPath: "/etc/vifib/dh2048.pem", peersDbPath: "/etc/vifib/peers.db", openvpn: "/usr/sbin/openvpn", babeld: "/usr/sbin/babeld",
     },
+    certificate: { path: "/etc/vifib/cert.crt", notAfter: T0 + 10 * 86_400_000, sha1: false, due: "expiring", lastAttempt: T0 + 100,
+      lastError: { at: T0 + 200, message: "the registry refused: no" }, renewedAt: null, nextCheck: T0 + 3_600_000 + 600_000 },
+    ca: { path: "/etc/vifib/ca.pem", notAfter: T0 + 300 * 86_400_000, checked: T0 + 3_590_000, renewedAt: T0 + 1_000, mismatch: null },
     addressRestores: { count: 1, last: T0 + 60_000 },
     advertised: { addresses: "198.51.100.12,1194,udp", source: "peers", since: T0 + 30_000, reports: [{ prefix: p(6), ip: "198.51.100.12", at: T0 + 20_000 }], decision: "agreed", waitingUntil: null },
     registry: { url: "http://198.51.100.1:8000/RPC2", lastSuccess: T0 + 3_590_000, lastError: null, nextRefresh: T0 + 3_650_000, declared: true, address: "198.51.100.12,1194,udp" },
@@ -60,6 +62,11 @@ describe("the snapshot", () => {
     assert.equal(s.time, "2026-12-01T11:00:00.000Z");
     assert.deepEqual(s.node, { address: "2001:db8:42:5::", subnet: "2001:db8:42:5::/64", prefix: p(5), commonName: "5/16", network: "2001:db8:42::/48", addressRestores: 1, lastAddressRestore: "2026-12-01T10:01:00.000Z" });
     assert.deepEqual([s.certificate.daysLeft, s.certificate.sha1, s.ca.daysLeft], [9, false, 299]);
+    assert.deepEqual(s.certificate.renewal, {
+      due: "expiring", lastAttempt: "2026-12-01T10:00:00.100Z", lastError: { at: "2026-12-01T10:00:00.200Z", message: "the registry refused: no" },
+      renewedAt: null, nextCheck: "2026-12-01T11:10:00.000Z",
+    });
+    assert.deepEqual(s.ca, { path: "/etc/vifib/ca.pem", notAfter: "2027-09-27T10:00:00.000Z", daysLeft: 299, checked: "2026-12-01T10:59:50.000Z", renewedAt: "2026-12-01T10:00:01.000Z", mismatch: null });
     assert.deepEqual(s.tunnels[0], { interface: "client1", prefix: p(7), address: "198.51.100.14,1194,udp", remote: "198.51.100.14", state: "up", since: "2026-12-01T10:00:05.000Z", openedAt: "2026-12-01T10:00:04.000Z", pid: 43, bytes: 123456, routes: 3,
       tlsVersion: "TLSv1.3", tlsCipher: "TLS_AES_256_GCM_SHA384", dataCipher: "AES-256-GCM", legacy: false });
     assert.deepEqual(s.servers[0]!.peers, [{ prefix: p(6), commonName: "6/16", remote: "198.51.100.13", since: "2026-12-01T10:00:10.000Z",
@@ -75,7 +82,7 @@ describe("the snapshot", () => {
     const text = formatStatus(buildStatus(sources()));
     for (const want of [
       /^node 2001:db8:42:5:: \(5\/16, 2001:db8:42:5::\/64\) in 2001:db8:42::\/48, pid \d+, up 60 min; address restored 1 time/,
-      /certificate until 2026-12-11 \(9 days\); CA until/, /advertising 198\.51\.100\.12,1194,udp \(learned from peers/,
+      /certificate until 2026-12-11 \(9 days\); due for renewal \(expiring\), next attempt in 10 min; last renewal error 60 min ago: the registry refused: no; CA until 2027-09-27 \(299 days\), renewed 60 min ago/, /advertising 198\.51\.100\.12,1194,udp \(learned from peers/,
       /registry http:\/\/198\.51\.100\.1:8000\/RPC2: last success 10 s ago, next refresh in 50 s/,
       /server vifibnet 1194\/udp: pid 42, 1 peer/, /6\/16 +198\.51\.100\.13 +since .* TLSv1 BF-CBC \(legacy\)$/m, /tunnels: 1 of 2 wanted.*closed so far: 1 dead, 2 retired/,
       /client1 +7\/16 +up +198\.51\.100\.14 .* 123\.5 kB +3 route\(s\) +TLSv1\.3 AES-256-GCM$/m, /babel: 1 neighbour\(s\), 4 route\(s\), 1 node\(s\) reachable/,

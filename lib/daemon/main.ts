@@ -10,8 +10,9 @@
 //   babel            babeld, supervised, and its control socket (./babel.ts)
 //   address keeper   the node address back on the server interfaces (./address-keeper.ts)
 //   advertiser       what we advertise: --ip, UPnP, or what peers report (./advertiser.ts)
-//   peers refresh    declare, getPeerList into peers.db (./peers.ts)
+//   peers refresh    declare, getPeerList into peers.db (./peers.ts); then the CA (./ca-refresh.ts)
 //   tunnel refresh   observe, plan (lib/tunnel.ts), execute (./tunnels.ts)
+//   renewal          the node certificate, at start and daily (./renewal.ts)
 
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
@@ -20,12 +21,14 @@ import { declarationKey } from "../declaration";
 import { strictnessCosts } from "../legacy-peers";
 import { NegotiationLog } from "../ovpn-log";
 import { OpenvpnCommon, openvpnClientArgv } from "../plib";
+import { RpcClient } from "../rpc-client";
 import { CLIENT_INTERFACES } from "../tunnel";
 import { bitsToIpv6 } from "../utils/address";
 import { Logger, createLogger } from "../utils/log";
 import { systemTimers } from "../utils/timers";
 import { Igd, discoverIgd } from "../upnpigd";
 import { AddressKeeper } from "./address-keeper";
+import { CaRefresh } from "./ca-refresh";
 import { Advertiser } from "./advertiser";
 import { DaemonConfig, parseDaemonArgs, progName } from "./args";
 import { Babel } from "./babel";
@@ -35,7 +38,8 @@ import { IpMonitor } from "./ip-monitor";
 import { Identity, enableForwarding, interfaceBytes, interfaceUp, readIfInet6, readRoutes, startupChecks } from "./host";
 import { LogFiles } from "./logs";
 import { PeersRefresh } from "./peers";
-import { Server } from "./servers";
+import { CertificateRenewal } from "./renewal";
+import { Server, ServerRestarts } from "./servers";
 import { Status, buildStatus } from "./status";
 import { TunnelRefresh } from "./tunnel-refresh";
 import { Tunnels } from "./tunnels";
@@ -58,6 +62,8 @@ export class Daemon {
   private readonly db: PeersDb;
   private readonly logs: LogFiles;
   private readonly babel: Babel;
+  private readonly restarts: ServerRestarts;
+  private readonly rpc: RpcClient;
   private readonly services: Service[];
   private readonly started: Service[] = [];
   private readonly snapshot: () => Promise<Status>;
@@ -110,13 +116,22 @@ export class Daemon {
       connectionCount: cfg.connectionCount, refreshRate: cfg.refreshRate, hello: cfg.hello, tunnelRefresh: cfg.tunnelRefresh,
       network: id.network, ownPrefix: id.prefix, lanInterfaces: cfg.interfaces,
     }, { ...deps, tunnels, candidates: () => db.unusedPeers(), removePeers: (l) => db.removePeers(l), routes: readRoutes, bytes: interfaceBytes, rng: Math.random });
+    // A new certificate or CA: the servers restarted one by one, each given two hellos for its peers to come back.
+    const restarts = (this.restarts = new ServerRestarts(servers, deps, 2 * cfg.hello * 1000));
+    const restartServers = (why: string): Promise<void> => restarts.request(why);
+    const ca = new CaRefresh(id.caPath, { ...deps, restartServers });
+    const rpc = (this.rpc = new RpcClient(cfg.server, cfg.serverPort));
+    const renewal = new CertificateRenewal(id.certPath, { ...deps, rpc, key: () => declarationKey(cfg.openvpnArgs), ca: () => ca.current(), restartServers });
     const peers = new PeersRefresh(
       { server: cfg.server, port: cfg.serverPort, nodeIp: id.address, ownPrefix: id.prefix, refreshInterval: cfg.peersDbRefresh },
-      { ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan, key: () => declarationKey(cfg.openvpnArgs) },
+      {
+        ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan, key: () => declarationKey(cfg.openvpnArgs),
+        afterRound: (registry) => ca.check(registry),
+      },
     );
     const startedAt = Date.now();
     this.snapshot = async () => buildStatus({
-      startedAt, now: Date.now(), id, subnet, addressRestores: { count: keeper.restores, last: keeper.lastRestore },
+      startedAt, now: Date.now(), id, certificate: renewal.status(), ca: ca.status(), subnet, addressRestores: { count: keeper.restores, last: keeper.lastRestore },
       advertised: advertiser.status(), registry: peers.status(), servers: servers.map((s) => s.status()), tunnels: tunnels.info(),
       bytes: interfaceBytes, routes: refresh.routesPerInterface(), refresh: { ...refresh.status(), closed: tunnels.closed },
       babel: await babel.status(), children: [babel.supervisor.status(), ...servers.map((s) => s.supervisor.status()), ...[monitor.status()].filter((c) => c !== null)],
@@ -127,6 +142,7 @@ export class Daemon {
     this.services = [
       named("control socket", control), ...servers.map((s) => named(`OpenVPN server ${s.port}/${s.proto}`, s)), named("babeld", babel),
       named("address keeper", keeper), named("advertiser", advertiser), named("peers refresh", peers), named("tunnel refresh", refresh),
+      named("certificate renewal", renewal),
     ];
   }
 
@@ -168,6 +184,7 @@ export class Daemon {
   stop(): Promise<number> {
     this.stopping ??= (async () => {
       this.logger.log(1, "Stopping");
+      this.restarts.stop();
       for (const s of [...this.started].reverse()) {
         try {
           await s.stop();
@@ -180,6 +197,7 @@ export class Daemon {
       } catch (e) {
         this.logger.warn(`peers.db: ${(e as Error).message}`);
       }
+      this.rpc.close();
       this.logs.closeAll();
       this.logger.log(1, "Stopped");
       return 0;

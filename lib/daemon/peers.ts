@@ -1,11 +1,12 @@
 // The peers DB refresh as a service of the daemon (lib/peers-refresh.ts runs
 // the rounds): it declares what the advertiser says, starts a round at once
-// when that changes, and remembers the registry's last answers for
+// when that changes, hands the registry to what else asks it each round (the
+// CA, the revocation list), and remembers the registry's last answers for
 // `vifibnet status`.
 
 import type { KeyObject } from "node:crypto";
 import type { PeersDb } from "../db";
-import { PeersRefreshResult, runPeersRefresh } from "../peers-refresh";
+import { PeersRefreshResult, RpcCaller, runPeersRefresh } from "../peers-refresh";
 import { RpcClient } from "../rpc-client";
 import type { Bits } from "../utils/address";
 import type { Logger } from "../utils/log";
@@ -39,6 +40,8 @@ export interface PeersDeps {
   lan(): Iterable<Bits>;
   /** Our certificate's key, to declare signed (lib/declaration.ts), or null. */
   key(): KeyObject | null;
+  /** What else asks the registry at each round that reached it (the CA, the revocation list); never rejects. */
+  afterRound?: (rpc: RpcCaller) => Promise<void>;
   timers: Timers;
   now: () => number;
   logger: Logger;
@@ -78,6 +81,7 @@ export class PeersRefresh {
     this.state.declared = r.declared;
     this.state.nextRefresh = r.nextAt;
     this.deps.logger.log(3, `Next peers DB refresh in ${r.delayS} s`);
+    if (r.ok && !this.stopped) void this.deps.afterRound?.(this.rpc);
   }
 
   /** Our address changed: declare it now rather than at the next round. */

@@ -3,7 +3,7 @@
 // them ("client-connect <common name> <remote address>",
 // "client-disconnect <common name>", "client-refused ..." for a revoked
 // peer), and whether its up hook has run ("up <dev>": the interface holds
-// the node address). restartOneByOne restarts them for a new certificate or
+// the node address). ServerRestarts restarts them for a new certificate or
 // CA without taking them all down at once.
 
 import { NegotiationLog, type Negotiation } from "../ovpn-log";
@@ -138,6 +138,8 @@ export class Server {
   async restart(timers: Timers, timeoutMs = UP_TIMEOUT_MS): Promise<boolean> {
     await this.supervisor.restart();
     if (this.upAt !== null) return true;
+    const c = this.supervisor.status();
+    if (!c.running && c.restartAt === null) return false; // supervision stopped: the daemon is stopping
     return new Promise<boolean>((resolve) => {
       const done = (up: boolean): void => {
         timer.cancel();
@@ -160,21 +162,39 @@ export class Server {
 }
 
 /**
- * Restarts `servers` one at a time, each back up (its up hook ran) and
- * given `settleMs` for its peers to reconnect before the next goes down:
- * the node never has all its servers down at once, and its client tunnels
- * are never touched. Resolves with the servers that did not come back in
- * time (already logged).
+ * The one way the daemon restarts its servers (a renewed certificate or
+ * CA, a peer revoked while connected): one at a time, each back up (its up
+ * hook ran) and given `settleMs` for its peers to reconnect before the next
+ * goes down, so the node never has all its servers down at once, and its
+ * client tunnels are never touched. Requests run one after the other.
  */
-export async function restartOneByOne(servers: readonly Server[], why: string, deps: { timers: Timers; logger: Logger }, settleMs: number): Promise<Server[]> {
-  const late: Server[] = [];
-  for (const [i, server] of servers.entries()) {
-    if (i > 0) await new Promise<void>((resolve) => deps.timers.after(settleMs, resolve));
-    deps.logger.log(1, `Restarting the OpenVPN server on ${server.iface} (${server.port}/${server.proto}): ${why}`);
-    if (!(await server.restart(deps.timers))) {
-      deps.logger.warn(`the OpenVPN server on ${server.iface} did not come back within ${UP_TIMEOUT_MS / 1000} s after its restart (${why})`);
-      late.push(server);
+export class ServerRestarts {
+  private chain: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly servers: readonly Server[], private readonly deps: { timers: Timers; logger: Logger }, private readonly settleMs: number) {}
+
+  /** Restarts `which` (default: every server); resolves once done. */
+  request(why: string, which: (s: Server) => boolean = () => true): Promise<void> {
+    this.chain = this.chain
+      .then(() => this.run(this.servers.filter(which), why))
+      .catch((e: unknown) => this.deps.logger.warn(`restarting the OpenVPN servers (${why}): ${(e as Error).message}`));
+    return this.chain;
+  }
+
+  private async run(servers: readonly Server[], why: string): Promise<void> {
+    const { timers, logger } = this.deps;
+    for (const [i, server] of servers.entries()) {
+      if (i > 0) await new Promise<void>((resolve) => timers.after(this.settleMs, resolve));
+      if (this.stopped) return;
+      logger.log(1, `Restarting the OpenVPN server on ${server.iface} (${server.port}/${server.proto}): ${why}`);
+      if (!(await server.restart(timers)) && !this.stopped)
+        logger.warn(`the OpenVPN server on ${server.iface} did not come back within ${UP_TIMEOUT_MS / 1000} s after its restart (${why})`);
     }
   }
-  return late;
+
+  /** No restart from now on (the daemon stops). */
+  stop(): void {
+    this.stopped = true;
+  }
 }

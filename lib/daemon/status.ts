@@ -10,9 +10,12 @@ import { isLegacyNegotiation, type Negotiation } from "../ovpn-log";
 import type { CloseReason, TunnelState } from "../tunnel";
 import { bitsToIpv6, prefixToCn } from "../utils/address";
 import type { AdvertisedStatus } from "./advertiser";
+import type { RenewalReason } from "../renewal";
 import type { BabelStatus } from "./babel";
+import type { CaStatus } from "./ca-refresh";
 import type { Identity } from "./host";
 import type { RegistryStatus } from "./peers";
+import type { RenewalStatus } from "./renewal";
 import type { ServerStatus } from "./servers";
 import type { ChildStatus } from "./supervisor";
 import type { RefreshStatus } from "./tunnel-refresh";
@@ -44,8 +47,11 @@ export interface Status {
   startedAt: string;
   time: string;
   node: { address: string; subnet: string; prefix: string; commonName: string; network: string; addressRestores: number; lastAddressRestore: Time };
-  certificate: CertificateView & { sha1: boolean };
-  ca: CertificateView;
+  certificate: CertificateView & {
+    sha1: boolean;
+    renewal: { due: RenewalReason | null; lastAttempt: Time; lastError: { at: string; message: string } | null; renewedAt: Time; nextCheck: Time };
+  };
+  ca: CertificateView & { checked: Time; renewedAt: Time; mismatch: string | null };
   advertised: {
     addresses: string | null;
     source: AddressSource;
@@ -76,6 +82,8 @@ export interface StatusSources {
   startedAt: number;
   now: number;
   id: Identity;
+  certificate: RenewalStatus;
+  ca: CaStatus;
   subnet: string;
   addressRestores: { count: number; last: number | null };
   advertised: AdvertisedStatus;
@@ -99,9 +107,11 @@ function negotiationView(n: Negotiation | null): NegotiationView {
     : { tlsVersion: n.tlsVersion, tlsCipher: n.tlsCipher, dataCipher: n.dataCipher, legacy: isLegacyNegotiation(n) };
 }
 
-function certificate(path: string, notAfter: Date, now: number): CertificateView {
-  return { path, notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now) / DAY_MS) };
+function certificate(path: string, notAfter: number, now: number): CertificateView {
+  return { path, notAfter: iso(notAfter), daysLeft: Math.floor((notAfter - now) / DAY_MS) };
 }
+
+const error = (e: { at: number; message: string } | null): { at: string; message: string } | null => e && { at: iso(e.at), message: e.message };
 
 export function buildStatus(s: StatusSources): Status {
   const { id, now } = s;
@@ -112,8 +122,14 @@ export function buildStatus(s: StatusSources): Status {
       network: `${bitsToIpv6(id.network)}/${id.network.length}`,
       addressRestores: s.addressRestores.count, lastAddressRestore: isoOrNull(s.addressRestores.last),
     },
-    certificate: { ...certificate(id.certPath, id.certExpires, now), sha1: id.sha1 },
-    ca: certificate(id.caPath, id.caExpires, now),
+    certificate: {
+      ...certificate(s.certificate.path, s.certificate.notAfter, now), sha1: s.certificate.sha1,
+      renewal: {
+        due: s.certificate.due, lastAttempt: isoOrNull(s.certificate.lastAttempt), lastError: error(s.certificate.lastError),
+        renewedAt: isoOrNull(s.certificate.renewedAt), nextCheck: isoOrNull(s.certificate.nextCheck),
+      },
+    },
+    ca: { ...certificate(s.ca.path, s.ca.notAfter, now), checked: isoOrNull(s.ca.checked), renewedAt: isoOrNull(s.ca.renewedAt), mismatch: s.ca.mismatch },
     advertised: {
       addresses: s.advertised.addresses, source: s.advertised.source, since: isoOrNull(s.advertised.since),
       reports: s.advertised.reports.map((r) => ({ prefix: r.prefix, ip: r.ip, at: iso(r.at) })),
@@ -121,7 +137,7 @@ export function buildStatus(s: StatusSources): Status {
     },
     registry: {
       url: s.registry.url, lastSuccess: isoOrNull(s.registry.lastSuccess), nextRefresh: isoOrNull(s.registry.nextRefresh),
-      lastError: s.registry.lastError && { at: iso(s.registry.lastError.at), message: s.registry.lastError.message }, declared: s.registry.declared,
+      lastError: error(s.registry.lastError), declared: s.registry.declared,
     },
     servers: s.servers.map((v) => ({
       interface: v.iface, port: v.port, proto: v.proto, pid: v.child.pid, running: v.child.running,
@@ -189,8 +205,12 @@ export function formatStatus(s: Status): string {
   const n = s.node;
   out.push(`node ${n.address} (${n.commonName}, ${n.subnet}) in ${n.network}, pid ${s.pid}, up ${duration(now - Date.parse(s.startedAt))}` +
     (n.addressRestores > 0 ? `; address restored ${n.addressRestores} time(s), last ${ago(n.lastAddressRestore, now)}` : ""));
-  out.push(`certificate until ${s.certificate.notAfter.slice(0, 10)} (${s.certificate.daysLeft} days)${s.certificate.sha1 ? ", signed with SHA-1" : ""}; ` +
-    `CA until ${s.ca.notAfter.slice(0, 10)} (${s.ca.daysLeft} days)`);
+  const c = s.certificate, rn = c.renewal;
+  out.push(`certificate until ${c.notAfter.slice(0, 10)} (${c.daysLeft} days)${c.sha1 ? ", signed with SHA-1" : ""}` +
+    (rn.renewedAt ? `, renewed ${ago(rn.renewedAt, now)}` : "") + (rn.due ? `; due for renewal (${rn.due === "sha1" ? "SHA-1" : "expiring"}), next attempt ${ago(rn.nextCheck, now)}` : "") +
+    (rn.lastError ? `; last renewal error ${ago(rn.lastError.at, now)}: ${rn.lastError.message}` : "") +
+    `; CA until ${s.ca.notAfter.slice(0, 10)} (${s.ca.daysLeft} days)${s.ca.renewedAt ? `, renewed ${ago(s.ca.renewedAt, now)}` : ""}` +
+    (s.ca.mismatch ? `; the registry's CA differs, not installed: ${s.ca.mismatch}` : ""));
   const a = s.advertised;
   out.push(`advertising ${a.addresses ?? "nothing"} (${SOURCE[a.source]}${a.since ? `, since ${ago(a.since, now)}` : ""})` +
     (a.source === "none" && a.reports.length > 0 ? `; peers report: ${a.reports.map((r) => `${r.ip} (${cn(r.prefix)})`).join(", ")}` +

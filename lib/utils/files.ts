@@ -36,6 +36,16 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
   }
 }
 
+/**
+ * Replaces `path` with `data`, keeping what it held as `path.old`: each of
+ * the two written atomically (the old copy first), with the file's mode.
+ */
+export function replaceKeepingOld(path: string, data: string | Buffer): void {
+  const mode = statSync(path).mode & 0o777;
+  writeFileAtomic(`${path}.old`, readFileSync(path), mode);
+  writeFileAtomic(path, data, mode);
+}
+
 /** What an errno means to someone choosing a directory. */
 export function fsProblem(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
