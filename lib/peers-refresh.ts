@@ -153,6 +153,7 @@ export async function refreshPeers(deps: PeersRefreshDeps): Promise<PeersRefresh
         declared = true;
         logger.log(3, `Declared ${deps.address} to the registry`);
       } else {
+        if (answer === false) declared = false;
         error = answer === false
           ? `the registry did not accept our declaration (is ${deps.nodeIp} inside its network? does it run with --strict-source or --strict-signed?)`
           : answer.fault;

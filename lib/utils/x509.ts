@@ -37,6 +37,17 @@ function certificateParts(cert: X509Certificate): { tbs: DerElement; algorithm: 
   return { tbs, algorithm, der };
 }
 
+/** The DER of a certificate's subject Name: what "the same subject" means, byte for byte. */
+export function subjectDer(cert: X509Certificate): Buffer {
+  const { tbs, der } = certificateParts(cert);
+  // TBSCertificate: [0] version (absent in v1), serial, signature, issuer, validity, subject, ...
+  const fields = children(der, tbs, 12);
+  const at = fields[0]?.tag === TAG.CONTEXT_0 ? 5 : 4;
+  const subject = fields[at];
+  if (!subject || subject.tag !== TAG.SEQUENCE) throw new CertificateError("malformed certificate: no subject");
+  return Buffer.from(der.subarray(subject.start, subject.end));
+}
+
 /** Whether the certificate's signature algorithm is SHA-1 with RSA (Node 20 does not tell). */
 export function signedWithSha1(cert: X509Certificate): boolean {
   const { algorithm, der } = certificateParts(cert);
