@@ -6,13 +6,14 @@
 // The registry's renewCertificate(cert, csr) keeps the prefix, the key and
 // the subject; vifibnet-ca --renew keeps the CA's key, subject and serial
 // (the network prefix). So a renewed certificate is accepted only when it
-// holds the same key and subject, is issued by ca.pem and lasts longer, and
+// holds the same key and subject (byte for byte), is issued by ca.pem and
+// lasts longer, and
 // a CA only when it is the same CA with a later expiry: anything else the
 // registry answers is refused (a broken or foreign registry, or someone on
 // the path: the registry speaks plain HTTP).
 
 import { X509Certificate } from "node:crypto";
-import { CertificateError, caProblem, signedWithSha1 } from "./utils/x509";
+import { CertificateError, caProblem, signedWithSha1, subjectDer } from "./utils/x509";
 
 export const RENEW_CERTIFICATE = "renewCertificate";
 export const GET_CA = "getCa";
@@ -46,8 +47,6 @@ export interface CertificateFacts {
   notBefore: number;
   notAfter: number;
   sha1: boolean;
-  /** The subject as Node writes it ("O=...\nCN=5/16"). */
-  subject: string;
 }
 
 function load(pem: string, what: string): X509Certificate {
@@ -61,7 +60,7 @@ function load(pem: string, what: string): X509Certificate {
 const spki = (c: X509Certificate): Buffer => c.publicKey.export({ type: "spki", format: "der" });
 
 function facts(c: X509Certificate): CertificateFacts {
-  return { notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), sha1: signedWithSha1(c), subject: c.subject };
+  return { notBefore: Date.parse(c.validFrom), notAfter: Date.parse(c.validTo), sha1: signedWithSha1(c) };
 }
 
 export function certificateFacts(pem: string): CertificateFacts {
@@ -79,7 +78,7 @@ export function checkRenewed(currentPem: string, renewedPem: string, caPem: stri
   const renewed = load(renewedPem, "the registry's answer");
   const ca = load(caPem, "the CA file");
   if (!spki(renewed).equals(spki(current))) throw new CertificateError("the renewed certificate holds another key than ours");
-  if (renewed.subject !== current.subject)
+  if (!subjectDer(renewed).equals(subjectDer(current)))
     throw new CertificateError(`the renewed certificate names another subject (${renewed.subject.replace(/\n/g, ", ")}, not ${current.subject.replace(/\n/g, ", ")})`);
   if (!renewed.checkIssued(ca) || !renewed.verify(ca.publicKey)) throw new CertificateError("the renewed certificate was not issued by our CA (ca.pem)");
   const f = facts(renewed);
@@ -107,7 +106,7 @@ export function compareCa(currentPem: string, offeredPem: string, now: number): 
   }
   if (offered.raw.equals(current.raw)) return { kind: "same" };
   if (!spki(offered).equals(spki(current))) return { kind: "different", why: "it holds another key" };
-  if (offered.subject !== current.subject) return { kind: "different", why: `its subject is ${offered.subject.replace(/\n/g, ", ")}` };
+  if (!subjectDer(offered).equals(subjectDer(current))) return { kind: "different", why: `its subject is ${offered.subject.replace(/\n/g, ", ")}` };
   if (offered.serialNumber !== current.serialNumber) return { kind: "different", why: `its serial (the network) is 0x${offered.serialNumber}` };
   // Same key: only the CA's key could have signed it; a forgery fails here.
   if (!offered.verify(current.publicKey)) return { kind: "different", why: "its signature is not the CA key's" };

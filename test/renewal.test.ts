@@ -19,7 +19,7 @@ import {
   CHECK_EVERY_MS, FIRST_RETRY_MS, MAX_RETRY_MS, RENEW_BEFORE_DAYS, checkRenewed, compareCa, expiryWarnings, renewalReason, retryDelay,
 } from "../lib/renewal";
 import { parseIpv6Prefix, serialFromNetwork } from "../lib/utils/address";
-import { CertificateAuthority, checkRequest, createCaCertificate, createCertificateRequest, issueCertificate, loadCa } from "../lib/utils/cert";
+import { CertificateAuthority, checkRequest, createCaCertificate, createCertificateRequest, issueCertificate, loadCa, renewCaCertificate, renewNodeCertificate } from "../lib/utils/cert";
 import { createLogger } from "../lib/utils/log";
 import { renewalRequest } from "../lib/utils/x509";
 import { XmlRpcFault } from "../lib/xmlrpc";
@@ -92,6 +92,7 @@ describe("the policy", () => {
     assert.throws(() => checkRenewed(current, issue(rsa(), T0, 365), CA_PEM, T0), /holds another key than ours/);
     const otherSubject = issueCertificate(ca, checkRequest(renewalRequest(current, nodeKey)), "6/16", new Date(T0), 365);
     assert.throws(() => checkRenewed(current, otherSubject, CA_PEM, T0), /names another subject .*CN=6\/16/);
+    assert.equal(checkRenewed(current, renewNodeCertificate(ca, current, new Date(T0)), CA_PEM, T0).notAfter, T0 + 365 * DAY, "what the registry's renewal makes");
     const foreignKey = rsa();
     const foreign = loadCa(caPem(T0 - DAY, 3650, foreignKey), foreignKey.export({ type: "pkcs8", format: "pem" }).toString());
     assert.throws(() => checkRenewed(current, issue(nodeKey, T0, 365, foreign), CA_PEM, T0), /not issued by our CA/);
@@ -102,7 +103,7 @@ describe("the policy", () => {
 
   test("the registry's CA: the same one renewed is installed; any other difference is not", () => {
     assert.deepEqual(compareCa(CA_PEM, CA_PEM, T0), { kind: "same" });
-    const renewed = caPem(T0, 3650);
+    const renewed = renewCaCertificate(CA_PEM, caKey.export({ type: "pkcs8", format: "pem" }).toString(), new Date(T0), 3650); // vifibnet-ca --renew
     assert.deepEqual(compareCa(CA_PEM, renewed, T0), { kind: "renewed", notAfter: T0 + 3650 * DAY });
     const other = (pem: string): string => (compareCa(CA_PEM, pem, T0) as { why?: string }).why ?? "installed";
     assert.equal(other(caPem(T0, 3650, rsa())), "it holds another key");

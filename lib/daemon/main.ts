@@ -10,7 +10,8 @@
 //   babel            babeld, supervised, and its control socket (./babel.ts)
 //   address keeper   the node address back on the server interfaces (./address-keeper.ts)
 //   advertiser       what we advertise: --ip, UPnP, or what peers report (./advertiser.ts)
-//   peers refresh    declare, getPeerList into peers.db (./peers.ts); then the CA (./ca-refresh.ts)
+//   peers refresh    declare, getPeerList into peers.db (./peers.ts); then the CA
+//                    (./ca-refresh.ts) and the revocation list (./revocations.ts)
 //   tunnel refresh   observe, plan (lib/tunnel.ts), execute (./tunnels.ts)
 //   renewal          the node certificate, at start and daily (./renewal.ts)
 
@@ -39,6 +40,7 @@ import { Identity, enableForwarding, interfaceBytes, interfaceUp, readIfInet6, r
 import { LogFiles } from "./logs";
 import { PeersRefresh } from "./peers";
 import { CertificateRenewal } from "./renewal";
+import { Revocations } from "./revocations";
 import { Server, ServerRestarts } from "./servers";
 import { Status, buildStatus } from "./status";
 import { TunnelRefresh } from "./tunnel-refresh";
@@ -63,6 +65,7 @@ export class Daemon {
   private readonly logs: LogFiles;
   private readonly babel: Babel;
   private readonly restarts: ServerRestarts;
+  private readonly revocations: Revocations;
   private readonly rpc: RpcClient;
   private readonly services: Service[];
   private readonly started: Service[] = [];
@@ -77,7 +80,13 @@ export class Daemon {
       hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs, hookDir: HOOK_DIR, eventFd: EVENT_FD, legacy: !cfg.noLegacy,
     };
     const subnet = `${id.address}/${id.network.length + id.prefix.length}`;
-    const servers = cfg.pp.map((_, index) => new Server({ index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet, revokedFile: null }, logs, deps));
+    const revocations: Revocations = (this.revocations = new Revocations(cfg.state, {
+      ...deps, caPath: id.caPath, ownPrefix: id.prefix, removePeers: (l) => db.removePeers(l), closeTunnels: () => refresh.refreshSoon(),
+      dropConnected: (cns): Promise<void> => restarts.request("a revoked peer was connected", (s: Server) => cns.some((cn) => s.serves(cn))),
+    }));
+    const servers: Server[] = cfg.pp.map((_, index) => new Server({
+      index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet, revokedFile: revocations.cnFile,
+    }, logs, deps));
     const babel = new Babel({
       babeld: id.babeld, state: cfg.state, network: id.network, prefix: id.prefix, address: id.address, wireless: cfg.wireless, hello: cfg.hello,
       verbose: cfg.verbose, interfaces: [...servers.map((s) => s.iface), ...CLIENT_INTERFACES, ...cfg.interfaces],
@@ -115,9 +124,12 @@ export class Daemon {
     const refresh = new TunnelRefresh({
       connectionCount: cfg.connectionCount, refreshRate: cfg.refreshRate, hello: cfg.hello, tunnelRefresh: cfg.tunnelRefresh,
       network: id.network, ownPrefix: id.prefix, lanInterfaces: cfg.interfaces,
-    }, { ...deps, tunnels, candidates: () => db.unusedPeers(), removePeers: (l) => db.removePeers(l), routes: readRoutes, bytes: interfaceBytes, rng: Math.random });
+    }, {
+      ...deps, tunnels, candidates: () => db.unusedPeers(), removePeers: (l) => db.removePeers(l), revoked: () => revocations.revoked(),
+      routes: readRoutes, bytes: interfaceBytes, rng: Math.random,
+    });
     // A new certificate or CA: the servers restarted one by one, each given two hellos for its peers to come back.
-    const restarts = (this.restarts = new ServerRestarts(servers, deps, 2 * cfg.hello * 1000));
+    const restarts: ServerRestarts = (this.restarts = new ServerRestarts(servers, deps, 2 * cfg.hello * 1000));
     const restartServers = (why: string): Promise<void> => restarts.request(why);
     const ca = new CaRefresh(id.caPath, { ...deps, restartServers });
     const rpc = (this.rpc = new RpcClient(cfg.server, cfg.serverPort));
@@ -125,13 +137,17 @@ export class Daemon {
     const peers = new PeersRefresh(
       { server: cfg.server, port: cfg.serverPort, nodeIp: id.address, ownPrefix: id.prefix, refreshInterval: cfg.peersDbRefresh },
       {
-        ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan, key: () => declarationKey(cfg.openvpnArgs),
-        afterRound: (registry) => ca.check(registry),
+        ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan, revoked: () => revocations.revoked(), key: () => declarationKey(cfg.openvpnArgs),
+        // The revocation list is checked against ca.pem: the CA first.
+        afterRound: async (registry) => {
+          await ca.check(registry);
+          await revocations.check(registry);
+        },
       },
     );
     const startedAt = Date.now();
     this.snapshot = async () => buildStatus({
-      startedAt, now: Date.now(), id, certificate: renewal.status(), ca: ca.status(), subnet, addressRestores: { count: keeper.restores, last: keeper.lastRestore },
+      startedAt, now: Date.now(), id, certificate: renewal.status(), ca: ca.status(), revocation: revocations.status(), subnet, addressRestores: { count: keeper.restores, last: keeper.lastRestore },
       advertised: advertiser.status(), registry: peers.status(), servers: servers.map((s) => s.status()), tunnels: tunnels.info(),
       bytes: interfaceBytes, routes: refresh.routesPerInterface(), refresh: { ...refresh.status(), closed: tunnels.closed },
       babel: await babel.status(), children: [babel.supervisor.status(), ...servers.map((s) => s.supervisor.status()), ...[monitor.status()].filter((c) => c !== null)],
@@ -157,6 +173,7 @@ export class Daemon {
       else logger.warn(`OpenVPN argument ${cause}: ${cost}`);
     }
     if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run with --no-legacy or a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
+    this.revocations.load(); // before any server: its hook reads the revoked names
     const reset = this.db.resetUsed();
     if (reset > 0) logger.log(3, `Marked ${reset} peer(s) free: the previous run's tunnels are gone`);
     logger.log(1, `Node address ${id.address}, network ${bitsToIpv6(id.network)}/${id.network.length}`);

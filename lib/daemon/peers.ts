@@ -38,6 +38,8 @@ export interface PeersDeps {
   address(): string | null;
   /** Peers on the LAN, never stored. */
   lan(): Iterable<Bits>;
+  /** Revoked peers, never stored either. */
+  revoked(): Iterable<Bits>;
   /** Our certificate's key, to declare signed (lib/declaration.ts), or null. */
   key(): KeyObject | null;
   /** What else asks the registry at each round that reached it (the CA, the revocation list); never rejects. */
@@ -66,7 +68,7 @@ export class PeersRefresh {
         this.state.address = deps.address();
         return {
           rpc: this.rpc, db: deps.db, nodeIp: s.nodeIp, ownPrefix: s.ownPrefix, address: this.state.address, key: deps.key(),
-          refreshInterval: s.refreshInterval, now: deps.now, logger: deps.logger, lan: deps.lan(),
+          refreshInterval: s.refreshInterval, now: deps.now, logger: deps.logger, lan: [...deps.lan(), ...deps.revoked()],
         };
       },
       deps.timers,

@@ -45,6 +45,8 @@ export interface ServerStatus {
   proto: ServerProto;
   child: ChildStatus;
   peers: ServerPeer[];
+  /** Connections its hook refused (revoked peers) since the daemon started. */
+  refused: number;
 }
 
 export interface ServerSetup {
@@ -74,6 +76,7 @@ export class Server {
   /** When the current run's up hook ran; null before. */
   private upAt: number | null = null;
   private onUp: Array<() => void> = [];
+  private refused = 0;
 
   constructor(s: ServerSetup, logs: LogFiles, deps: { timers: Timers; now: () => number; logger: Logger }) {
     const { port, proto } = s.pp[s.index]!;
@@ -102,6 +105,7 @@ export class Server {
       this.upAt = deps.now();
       for (const f of this.onUp.splice(0)) f();
     } else if (type === "client-refused") {
+      this.refused++;
       deps.logger.log(1, `Refused ${cn} on ${this.iface}${remote ? ` (from ${remote})` : ""}: its prefix is revoked`);
     } else if (type === "client-connect") {
       this.peers.set(cn, { commonName: cn, prefix: cnToPrefix(cn), remote: remote || null, since: deps.now() });
@@ -156,7 +160,7 @@ export class Server {
     const negotiated = this.negotiations.peers();
     return {
       iface: this.iface, port: this.port, proto: this.proto, child: this.supervisor.status(),
-      peers: [...this.peers.values()].map((p) => ({ ...p, negotiation: negotiated.get(p.commonName) ?? null })),
+      peers: [...this.peers.values()].map((p) => ({ ...p, negotiation: negotiated.get(p.commonName) ?? null })), refused: this.refused,
     };
   }
 }

@@ -16,6 +16,7 @@ import type { CaStatus } from "./ca-refresh";
 import type { Identity } from "./host";
 import type { RegistryStatus } from "./peers";
 import type { RenewalStatus } from "./renewal";
+import type { RevocationStatus } from "./revocations";
 import type { ServerStatus } from "./servers";
 import type { ChildStatus } from "./supervisor";
 import type { RefreshStatus } from "./tunnel-refresh";
@@ -62,13 +63,17 @@ export interface Status {
   };
   registry: { url: string; lastSuccess: Time; lastError: { at: string; message: string } | null; nextRefresh: Time; declared: boolean | null };
   servers: Array<{
-    interface: string; port: number; proto: string; pid: number | null; running: boolean;
+    interface: string; port: number; proto: string; pid: number | null; running: boolean; refused: number;
     peers: Array<{ prefix: string | null; commonName: string; remote: string | null; since: string } & NegotiationView>;
   }>;
   tunnels: Array<{
     interface: string; prefix: string; address: string; remote: string | null; state: TunnelState; since: string; openedAt: string;
     pid: number | null; bytes: number | null; routes: number;
   } & NegotiationView>;
+  revocation: {
+    issued: Time; revoked: Array<{ prefix: string; commonName: string; since: string; reason: string | null }>;
+    fetched: Time; lastError: { at: string; message: string } | null;
+  };
   refresh: { wanted: number; last: Time; next: Time; closed: Record<CloseReason, number> };
   babel: {
     answered: boolean; error: string | null; neighbours: Array<Omit<BabelNeighbour, "iface"> & { interface: string }>; routes: number;
@@ -84,6 +89,7 @@ export interface StatusSources {
   id: Identity;
   certificate: RenewalStatus;
   ca: CaStatus;
+  revocation: RevocationStatus;
   subnet: string;
   addressRestores: { count: number; last: number | null };
   advertised: AdvertisedStatus;
@@ -140,13 +146,17 @@ export function buildStatus(s: StatusSources): Status {
       lastError: error(s.registry.lastError), declared: s.registry.declared,
     },
     servers: s.servers.map((v) => ({
-      interface: v.iface, port: v.port, proto: v.proto, pid: v.child.pid, running: v.child.running,
+      interface: v.iface, port: v.port, proto: v.proto, pid: v.child.pid, running: v.child.running, refused: v.refused,
       peers: v.peers.map((p) => ({ prefix: p.prefix, commonName: p.commonName, remote: p.remote, since: iso(p.since), ...negotiationView(p.negotiation) })),
     })),
     tunnels: s.tunnels.map((t) => ({
       interface: t.iface, prefix: t.prefix, address: t.address, remote: t.remote, state: t.state, since: iso(t.since), openedAt: iso(t.openedAt),
       pid: t.pid, bytes: s.bytes(t.iface), routes: s.routes.get(t.iface) ?? 0, ...negotiationView(t.negotiation),
     })),
+    revocation: {
+      issued: isoOrNull(s.revocation.issued), fetched: isoOrNull(s.revocation.fetched), lastError: error(s.revocation.lastError),
+      revoked: s.revocation.revoked.map((r) => ({ prefix: r.prefix, commonName: r.cn, since: iso(r.since * 1000), reason: r.reason })),
+    },
     refresh: { wanted: s.refresh.wanted, last: isoOrNull(s.refresh.last), next: isoOrNull(s.refresh.next), closed: { ...s.refresh.closed } },
     babel: {
       answered: s.babel.answered, error: s.babel.error, routes: s.babel.routes,
@@ -219,9 +229,15 @@ export function formatStatus(s: Status): string {
   out.push(`registry ${r.url}: last success ${ago(r.lastSuccess, now)}, next refresh ${ago(r.nextRefresh, now)}` +
     (r.lastError ? `; last error ${ago(r.lastError.at, now)}: ${r.lastError.message}` : ""));
   for (const v of s.servers) {
-    out.push(`server ${v.interface} ${v.port}/${v.proto}: ${v.running ? `pid ${v.pid}` : "not running"}, ${v.peers.length} peer(s)`);
+    out.push(`server ${v.interface} ${v.port}/${v.proto}: ${v.running ? `pid ${v.pid}` : "not running"}, ${v.peers.length} peer(s)` +
+      (v.refused > 0 ? `; refused ${v.refused} revoked connection(s)` : ""));
     out.push(...columns(v.peers.map((p) => [cn(p.prefix), p.remote ?? "?", `since ${ago(p.since, now)}`, negotiated(p)])));
   }
+  const rv = s.revocation;
+  if (rv.issued !== null || rv.lastError !== null)
+    out.push(`revocation list ${rv.issued ? `of ${rv.issued.slice(0, 19)}Z` : "none"}: ${rv.revoked.length} revoked` +
+      (rv.revoked.length > 0 ? ` (${rv.revoked.map((r) => r.commonName).join(", ")})` : "") + `, fetched ${ago(rv.fetched, now)}` +
+      (rv.lastError ? `; last error ${ago(rv.lastError.at, now)}: ${rv.lastError.message}` : ""));
   const closed = Object.entries(s.refresh.closed).filter(([, k]) => k > 0).map(([why, k]) => `${k} ${why}`).join(", ");
   out.push(`tunnels: ${s.tunnels.length} of ${s.refresh.wanted} wanted; next refresh ${ago(s.refresh.next, now)}${closed ? `; closed so far: ${closed}` : ""}`);
   out.push(...columns(s.tunnels.map((t) => [

@@ -84,7 +84,7 @@ export class Tunnels {
   private readonly costly = new Set<string>();
   private stopped = false;
   /** Tunnels closed since start, by reason. */
-  readonly closed: Record<CloseReason, number> = { dead: 0, lan: 0, retired: 0, weak: 0, excess: 0, shutdown: 0 };
+  readonly closed: Record<CloseReason, number> = { dead: 0, lan: 0, retired: 0, weak: 0, excess: 0, shutdown: 0, revoked: 0 };
 
   constructor(private readonly deps: TunnelDeps) {}
 

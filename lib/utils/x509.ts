@@ -124,16 +124,6 @@ export function checkNodeCertificate(certPem: string, caPem: string, now: Date =
   return describeNodeCertificate(cert);
 }
 
-/** The DER of a certificate's subject Name. */
-function subjectOf(cert: X509Certificate): Buffer {
-  const { tbs, der } = certificateParts(cert);
-  // TBSCertificate: [0] version (absent in v1), serial, signature, issuer, validity, subject, ...
-  const fields = children(der, tbs, 12);
-  const subject = fields[fields[0]?.tag === TAG.CONTEXT_0 ? 5 : 4];
-  if (!subject || subject.tag !== TAG.SEQUENCE) throw new CertificateError("malformed certificate: no subject");
-  return Buffer.from(der.subarray(subject.start, subject.end));
-}
-
 /** AlgorithmIdentifier sha256WithRSAEncryption, parameters NULL. */
 const SHA256_WITH_RSA = Buffer.from("300d06092a864886f70d01010b0500", "hex");
 
@@ -148,7 +138,7 @@ export function renewalRequest(certPem: string, key: KeyObject): string {
   if (!cert.checkPrivateKey(key)) throw new CertificateError("the key given to OpenVPN (--key) is not the certificate's");
   const spki = createPublicKey(key).export({ type: "spki", format: "der" });
   // CertificationRequestInfo: version 0, subject, subjectPKInfo, attributes [0] (none).
-  const info = derElement(TAG.SEQUENCE, Buffer.from([TAG.INTEGER, 1, 0]), subjectOf(cert), spki, Buffer.from([TAG.CONTEXT_0, 0]));
+  const info = derElement(TAG.SEQUENCE, Buffer.from([TAG.INTEGER, 1, 0]), subjectDer(cert), spki, Buffer.from([TAG.CONTEXT_0, 0]));
   const signature = sign("sha256", info, key);
   const der = derElement(TAG.SEQUENCE, info, SHA256_WITH_RSA, derElement(TAG.BIT_STRING, Buffer.from([0]), signature));
   return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64").replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END CERTIFICATE REQUEST-----\n`;
