@@ -327,8 +327,17 @@ export function createCaCertificate(key: KeyObject, serial: bigint, subject: rea
  * CertificateError when `keyPem` is not the certificate's key.
  */
 export function renewCaCertificate(caPem: string, keyPem: string, now: Date, days: number): string {
-  const old = new X509Certificate(caPem);
-  const key = createPrivateKey(keyPem);
+  let old: X509Certificate, key: KeyObject;
+  try {
+    old = new X509Certificate(caPem);
+  } catch (e) {
+    throw new CertificateError(`the CA certificate is not a PEM certificate (${(e as Error).message})`);
+  }
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (e) {
+    throw new CertificateError(`the CA key is not a PEM private key, or it is encrypted (${(e as Error).message})`);
+  }
   if (!old.checkPrivateKey(key)) throw new CertificateError("the key does not belong to the CA certificate");
   const subject = subjectDer(old);
   return selfSignCa(key, BigInt("0x" + old.serialNumber), [], now, days, subject);
