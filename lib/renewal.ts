@@ -37,6 +37,15 @@ export function renewalReason(cert: { notAfter: number; sha1: boolean }, now: nu
   return cert.sha1 ? "sha1" : null;
 }
 
+/**
+ * The wait until the next look at a certificate that is not due: a day, or
+ * less when it enters its renewal window sooner (so it is renewed then, not
+ * up to a day later).
+ */
+export function untilNextLook(cert: { notAfter: number }, now: number): number {
+  return Math.max(0, Math.min(CHECK_EVERY_MS, cert.notAfter - RENEW_BEFORE_DAYS * DAY_MS - now));
+}
+
 /** The wait before renewal attempt `failures` + 1, after `failures` (>= 1) failed in a row. */
 export function retryDelay(failures: number): number {
   return Math.min(FIRST_RETRY_MS * 2 ** Math.max(0, failures - 1), MAX_RETRY_MS);

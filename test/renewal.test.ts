@@ -16,7 +16,7 @@ import { CaRefresh } from "../lib/daemon/ca-refresh";
 import { CertificateRenewal } from "../lib/daemon/renewal";
 import type { RpcCaller } from "../lib/peers-refresh";
 import {
-  CHECK_EVERY_MS, FIRST_RETRY_MS, MAX_RETRY_MS, RENEW_BEFORE_DAYS, checkRenewed, compareCa, expiryWarnings, renewalReason, retryDelay,
+  CHECK_EVERY_MS, FIRST_RETRY_MS, MAX_RETRY_MS, RENEW_BEFORE_DAYS, checkRenewed, compareCa, expiryWarnings, renewalReason, retryDelay, untilNextLook,
 } from "../lib/renewal";
 import { parseIpv6Prefix, serialFromNetwork } from "../lib/utils/address";
 import { CertificateAuthority, checkRequest, createCaCertificate, createCertificateRequest, issueCertificate, loadCa, renewCaCertificate, renewNodeCertificate } from "../lib/utils/cert";
@@ -58,6 +58,8 @@ describe("the policy", () => {
     assert.equal(renewalReason({ notAfter: T0 + 300 * DAY, sha1: true }, T0), "sha1");
     assert.deepEqual([1, 2, 3, 6, 7, 50].map(retryDelay), [FIRST_RETRY_MS, 2 * FIRST_RETRY_MS, 4 * FIRST_RETRY_MS, 32 * FIRST_RETRY_MS, MAX_RETRY_MS, MAX_RETRY_MS]);
     assert.deepEqual([FIRST_RETRY_MS, MAX_RETRY_MS, CHECK_EVERY_MS], [600_000, 21_600_000, DAY]);
+    assert.equal(untilNextLook({ notAfter: T0 + 100 * DAY }, T0), DAY, "a look a day");
+    assert.equal(untilNextLook({ notAfter: T0 + 30 * DAY + 45_000 }, T0), 45_000, "or when it becomes due, if sooner");
   });
 
   test("expiry warnings name the file, the days left and what to do", () => {

@@ -23,7 +23,7 @@ import { strictnessCosts } from "../legacy-peers";
 import { NegotiationLog } from "../ovpn-log";
 import { OpenvpnCommon, openvpnClientArgv } from "../plib";
 import { RpcClient } from "../rpc-client";
-import { CLIENT_INTERFACES } from "../tunnel";
+import { CLIENT_INTERFACES, DRAIN_HELLOS } from "../tunnel";
 import { bitsToIpv6 } from "../utils/address";
 import { Logger, createLogger } from "../utils/log";
 import { systemTimers } from "../utils/timers";
@@ -82,7 +82,7 @@ export class Daemon {
     const subnet = `${id.address}/${id.network.length + id.prefix.length}`;
     const revocations: Revocations = (this.revocations = new Revocations(cfg.state, {
       ...deps, caPath: id.caPath, ownPrefix: id.prefix, removePeers: (l) => db.removePeers(l), closeTunnels: () => refresh.refreshSoon(),
-      dropConnected: (cns): Promise<void> => restarts.request("a revoked peer was connected", (s: Server) => cns.some((cn) => s.serves(cn))),
+      dropConnected: (cns): Promise<void> => restarts.request("a revoked peer was connected", { which: (s: Server) => cns.some((cn) => s.serves(cn)), graceful: false }),
     }));
     const servers: Server[] = cfg.pp.map((_, index) => new Server({
       index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet, revokedFile: revocations.cnFile,
@@ -128,9 +128,11 @@ export class Daemon {
       ...deps, tunnels, candidates: () => db.unusedPeers(), removePeers: (l) => db.removePeers(l), revoked: () => revocations.revoked(),
       routes: readRoutes, bytes: interfaceBytes, rng: Math.random,
     });
-    // A new certificate or CA: the servers restarted one by one, each given two hellos for its peers to come back.
-    const restarts: ServerRestarts = (this.restarts = new ServerRestarts(servers, deps, 2 * cfg.hello * 1000));
-    const restartServers = (why: string): Promise<void> => restarts.request(why);
+    // A new certificate or CA: the servers restarted one by one, drained first, each given two hellos for its peers to come back.
+    const restarts: ServerRestarts = (this.restarts = new ServerRestarts(servers, { ...deps, babel: babel.control }, {
+      settleMs: 2 * cfg.hello * 1000, drainMs: DRAIN_HELLOS * cfg.hello * 1000,
+    }));
+    const restartServers = (why: string): Promise<void> => restarts.request(why, { graceful: true });
     const ca = new CaRefresh(id.caPath, { ...deps, restartServers });
     const rpc = (this.rpc = new RpcClient(cfg.server, cfg.serverPort));
     const renewal = new CertificateRenewal(id.certPath, { ...deps, rpc, key: () => declarationKey(cfg.openvpnArgs), ca: () => ca.current(), restartServers });

@@ -1,5 +1,6 @@
 // The node certificate's renewal as a service of the daemon (policy in
-// lib/renewal.ts): at start and then daily, it warns when the certificate or
+// lib/renewal.ts): at start and then daily (and when the certificate enters
+// its renewal window, if that comes sooner), it warns when the certificate or
 // the CA has fewer than 30 days left, and renews the certificate when it
 // expires within 30 days or is SHA-1: renewCertificate(cert, csr) with a
 // request made from the node's own key (`-- --key`) and subject, the answer
@@ -15,6 +16,7 @@ import { readFileSync } from "node:fs";
 import { type RpcCaller, unknownMethod } from "../peers-refresh";
 import {
   CHECK_EVERY_MS, CertificateFacts, RENEW_CERTIFICATE, RenewalReason, certificateFacts, checkRenewed, expiryWarnings, renewalReason, retryDelay,
+  untilNextLook,
 } from "../renewal";
 import { replaceKeepingOld } from "../utils/files";
 import type { Logger } from "../utils/log";
@@ -90,13 +92,13 @@ export class CertificateRenewal {
     this.takeFromFile();
     for (const w of expiryWarnings({ path: this.certPath, notAfter: this.facts.notAfter }, deps.ca(), deps.now())) deps.logger.warn(w);
     const reason = renewalReason(this.facts, deps.now());
-    if (reason === null) return CHECK_EVERY_MS;
+    if (reason === null) return untilNextLook(this.facts, deps.now());
     const why = reason === "sha1" ? "it is signed with SHA-1" : `it expires on ${new Date(this.facts.notAfter).toISOString()}`;
     deps.logger.log(1, `Renewing the certificate ${this.certPath}: ${why}`);
     this.state.lastAttempt = deps.now();
     let error: string;
     try {
-      if (await this.renew()) return CHECK_EVERY_MS;
+      if (await this.renew()) return untilNextLook(this.facts, deps.now());
       error = "";
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);

@@ -165,34 +165,62 @@ export class Server {
   }
 }
 
+/** What ServerRestarts needs of a server (Server fits). */
+export interface Restartable {
+  readonly iface: string;
+  readonly port: number;
+  readonly proto: ServerProto;
+  restart(timers: Timers): Promise<boolean>;
+}
+
+export interface RestartDeps {
+  timers: Timers;
+  logger: Logger;
+  /** babel's routing on an interface (lib/babel-control.ts BabelControl); false when babeld did not do it. */
+  babel: { retire(iface: string): Promise<boolean>; restore(iface: string): Promise<boolean> };
+}
+
 /**
  * The one way the daemon restarts its servers (a renewed certificate or
  * CA, a peer revoked while connected): one at a time, each back up (its up
  * hook ran) and given `settleMs` for its peers to reconnect before the next
  * goes down, so the node never has all its servers down at once, and its
- * client tunnels are never touched. Requests run one after the other.
+ * client tunnels are never touched. A graceful restart first has babel move
+ * the routes off the server's interface for `drainMs`, as a retired tunnel
+ * does (lib/tunnel.ts DRAIN_HELLOS), so its peers' traffic takes other
+ * paths before it goes down; a revoked peer's server restarts at once.
+ * Requests run one after the other.
  */
-export class ServerRestarts {
+export class ServerRestarts<S extends Restartable = Server> {
   private chain: Promise<void> = Promise.resolve();
   private stopped = false;
 
-  constructor(private readonly servers: readonly Server[], private readonly deps: { timers: Timers; logger: Logger }, private readonly settleMs: number) {}
+  constructor(private readonly servers: readonly S[], private readonly deps: RestartDeps, private readonly times: { settleMs: number; drainMs: number }) {}
 
-  /** Restarts `which` (default: every server); resolves once done. */
-  request(why: string, which: (s: Server) => boolean = () => true): Promise<void> {
+  /** Restarts `which` (default: every server), draining each first when `graceful`; resolves once done. */
+  request(why: string, opts: { which?: (s: S) => boolean; graceful: boolean }): Promise<void> {
     this.chain = this.chain
-      .then(() => this.run(this.servers.filter(which), why))
+      .then(() => this.run(this.servers.filter(opts.which ?? (() => true)), why, opts.graceful))
       .catch((e: unknown) => this.deps.logger.warn(`restarting the OpenVPN servers (${why}): ${(e as Error).message}`));
     return this.chain;
   }
 
-  private async run(servers: readonly Server[], why: string): Promise<void> {
-    const { timers, logger } = this.deps;
+  private async run(servers: readonly S[], why: string, graceful: boolean): Promise<void> {
+    const { timers, logger, babel } = this.deps;
+    const wait = (ms: number): Promise<void> => new Promise<void>((resolve) => timers.after(ms, resolve));
     for (const [i, server] of servers.entries()) {
-      if (i > 0) await new Promise<void>((resolve) => timers.after(this.settleMs, resolve));
+      if (i > 0) await wait(this.times.settleMs);
       if (this.stopped) return;
+      const drained = graceful && (await babel.retire(server.iface));
+      if (drained) {
+        logger.log(2, `Moving babel's routes off ${server.iface} before its server restarts`);
+        await wait(this.times.drainMs);
+        if (this.stopped) return;
+      }
       logger.log(1, `Restarting the OpenVPN server on ${server.iface} (${server.port}/${server.proto}): ${why}`);
-      if (!(await server.restart(timers)) && !this.stopped)
+      const up = await server.restart(timers);
+      if (drained) await babel.restore(server.iface);
+      if (!up && !this.stopped)
         logger.warn(`the OpenVPN server on ${server.iface} did not come back within ${UP_TIMEOUT_MS / 1000} s after its restart (${why})`);
     }
   }
