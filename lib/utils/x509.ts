@@ -123,3 +123,11 @@ export function checkNodeCertificate(certPem: string, caPem: string, now: Date =
   if (Date.parse(cert.validTo) <= now.getTime()) throw new CertificateError(`the certificate expired on ${cert.validTo}: peers refuse it`);
   return describeNodeCertificate(cert);
 }
+
+/** Days of validity under which setup (and the daemon) warn that a certificate must be renewed. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** Whole days `cert` has left at `now` (negative once expired). */
+export function daysLeft(cert: X509Certificate, now: Date = new Date()): number {
+  return Math.floor((Date.parse(cert.validTo) - now.getTime()) / 86_400_000);
+}
