@@ -11,9 +11,10 @@ export interface TestCa {
   key: KeyObject;
 }
 
-export function makeCa(prefix = "2001:db8:42::/48", cn = "test CA"): TestCa {
+/** A CA valid `days` from now: a year by default, so nothing warns of its expiry (under 30 days left). */
+export function makeCa(prefix = "2001:db8:42::/48", cn = "test CA", days = 365): TestCa {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const pem = createCaCertificate(privateKey, serialFromNetwork(parseIpv6Prefix(prefix)!), [{ name: "O", value: "vifibnet tests" }, { name: "CN", value: cn }], new Date(), 30);
+  const pem = createCaCertificate(privateKey, serialFromNetwork(parseIpv6Prefix(prefix)!), [{ name: "O", value: "vifibnet tests" }, { name: "CN", value: cn }], new Date(), days);
   return { pem, keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(), key: privateKey };
 }
 

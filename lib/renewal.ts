@@ -13,14 +13,14 @@
 // the path: the registry speaks plain HTTP).
 
 import { X509Certificate } from "node:crypto";
-import { CertificateError, caProblem, signedWithSha1, subjectDer } from "./utils/x509";
+import { CertificateError, EXPIRY_WARNING_DAYS, caProblem, signedWithSha1, subjectDer } from "./utils/x509";
 
 export const RENEW_CERTIFICATE = "renewCertificate";
 export const GET_CA = "getCa";
 
 const DAY_MS = 86_400_000;
-/** A certificate with fewer days left is renewed (and warned about, as is the CA). */
-export const RENEW_BEFORE_DAYS = 30;
+/** A certificate with fewer days left is renewed: the days under which setup and the daemon warn. */
+export const RENEW_BEFORE_DAYS = EXPIRY_WARNING_DAYS;
 /** How often the daemon looks at its certificates' expiry. */
 export const CHECK_EVERY_MS = DAY_MS;
 /** The wait after a failed renewal, doubling while it keeps failing, at most MAX_RETRY_MS. */

@@ -27,12 +27,12 @@ interface CommonArgs {
 
 function parser(prog: string, name: string, description: string): ArgumentParser {
   const p = new ArgumentParser({ prog: `${prog} ${name}`, description });
-  p.add_argument("--db", { required: true, help: "The registry's database file (its --db)" });
+  p.add_argument("--db", { required: true, metavar: "FILE", help: "The registry's database file (its --db)" });
   return p;
 }
 
 function addCa(p: ArgumentParser, why: string): void {
-  p.add_argument("--ca", { help: `The registry's CA certificate (its --ca): ${why}` });
+  p.add_argument("--ca", { metavar: "FILE", help: `The registry's CA certificate (its --ca): ${why}` });
 }
 
 function openDb(path: string): RegistryDb {
@@ -74,7 +74,7 @@ function when(seconds: number): string {
 
 function token(prog: string, argv: string[], out: (line: string) => void): void {
   const p = parser(prog, "token", "Mint an enrolment token and print it, for a node's vifibnet-setup --token: no mail is sent. It is valid for the registry's --token-ttl (one day by default) and works once.");
-  p.add_argument("--email", { required: true, help: "The address the node's certificate is recorded with in the database" });
+  p.add_argument("--email", { required: true, metavar: "ADDR", help: "The address the node's certificate is recorded with in the database" });
   const args = p.parse_args(argv) as CommonArgs & { email: string };
   const bad = emailProblem(args.email);
   if (bad) p.error(`argument --email: ${bad}`);
@@ -92,7 +92,7 @@ function token(prog: string, argv: string[], out: (line: string) => void): void 
 function revoke(prog: string, argv: string[], out: (line: string) => void): void {
   const p = parser(prog, "revoke", "Revoke a node by its prefix: the registry stops listing it and refuses its declarations, peer lists and renewals; vifibnet nodes close their tunnels to it at their next peers refresh (legacy nodes do not). The prefix is never allocated again.");
   addCa(p, "needed to name the node by an IPv6 address");
-  p.add_argument("--reason", { help: "Why, for the inventory and the signed revocation list" });
+  p.add_argument("--reason", { metavar: "TEXT", help: "Why, for the inventory and the signed revocation list" });
   p.add_argument("prefix", { metavar: "PREFIX", help: "The node: its CN (5/16), its prefix bits (0000000000000101), or its IPv6 address or subnet (2001:db8:42:5::/64, with --ca)" });
   const args = p.parse_args(argv) as CommonArgs & { prefix: string; reason?: string | null };
   const network = networkOf(args);

@@ -124,6 +124,14 @@ export function checkNodeCertificate(certPem: string, caPem: string, now: Date =
   return describeNodeCertificate(cert);
 }
 
+/** Days of validity under which setup (and the daemon) warn that a certificate must be renewed. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** Whole days `cert` has left at `now` (negative once expired). */
+export function daysLeft(cert: X509Certificate, now: Date = new Date()): number {
+  return Math.floor((Date.parse(cert.validTo) - now.getTime()) / 86_400_000);
+}
+
 /** AlgorithmIdentifier sha256WithRSAEncryption, parameters NULL. */
 const SHA256_WITH_RSA = Buffer.from("300d06092a864886f70d01010b0500", "hex");
 
