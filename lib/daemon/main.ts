@@ -143,7 +143,7 @@ export class Daemon {
         // The revocation list is checked against ca.pem: the CA first.
         afterRound: async (registry) => {
           await ca.check(registry);
-          await revocations.check(registry);
+          if (!this.stopping) await revocations.check(registry);
         },
       },
     );
@@ -174,7 +174,7 @@ export class Daemon {
       if (cause === "--no-legacy") logger.log(0, `${cause}: ${cost}`);
       else logger.warn(`OpenVPN argument ${cause}: ${cost}`);
     }
-    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run with --no-legacy or a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
+    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run with --no-legacy or a stricter --tls-cert-profile; the daemon renews it from the registry (renewCertificate, SHA-256)`);
     this.revocations.load(); // before any server: its hook reads the revoked names
     const reset = this.db.resetUsed();
     if (reset > 0) logger.log(3, `Marked ${reset} peer(s) free: the previous run's tunnels are gone`);
@@ -204,6 +204,7 @@ export class Daemon {
     this.stopping ??= (async () => {
       this.logger.log(1, "Stopping");
       this.restarts.stop();
+      this.rpc.close(); // a renewal under way fails now rather than holding the stop
       for (const s of [...this.started].reverse()) {
         try {
           await s.stop();
@@ -216,7 +217,6 @@ export class Daemon {
       } catch (e) {
         this.logger.warn(`peers.db: ${(e as Error).message}`);
       }
-      this.rpc.close();
       this.logs.closeAll();
       this.logger.log(1, "Stopped");
       return 0;

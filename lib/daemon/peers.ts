@@ -52,6 +52,8 @@ export interface PeersDeps {
 export class PeersRefresh {
   private readonly rpc: RpcClient;
   private stopLoop: (() => void) | null = null;
+  /** What runs after a round (afterRound), until it is done. */
+  private after: Promise<void> | null = null;
   private stopped = false;
   private readonly state: RegistryStatus;
 
@@ -83,7 +85,11 @@ export class PeersRefresh {
     this.state.declared = r.declared;
     this.state.nextRefresh = r.nextAt;
     this.deps.logger.log(3, `Next peers DB refresh in ${r.delayS} s`);
-    if (r.ok && !this.stopped) void this.deps.afterRound?.(this.rpc);
+    if (r.ok && !this.stopped && this.deps.afterRound && this.after === null) {
+      this.after = this.deps.afterRound(this.rpc)
+        .catch((e: unknown) => this.deps.logger.warn(`after the peers DB refresh: ${(e as Error).message}`))
+        .finally(() => (this.after = null));
+    }
   }
 
   /** Our address changed: declare it now rather than at the next round. */
@@ -96,7 +102,8 @@ export class PeersRefresh {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopLoop?.();
-    this.rpc.close();
+    this.rpc.close(); // a call under way fails now
+    await this.after; // before peers.db closes
   }
 
   status(): RegistryStatus {
