@@ -39,7 +39,7 @@
 
 import { ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readStatus } from "../lib/daemon/control";
@@ -190,6 +190,9 @@ export class Overlay {
   private destroyed = false;
 
   private constructor(readonly opts: Required<Omit<OverlayOptions, "start">>) {
+    // Searchable, as a node's /etc/vifibnet is: the servers' client-connect
+    // hook runs as nobody and reads STATE/vifibnet.revoked.
+    chmodSync(this.tmp, 0o755);
     process.on("exit", () => rmSync(this.tmp, { recursive: true, force: true })); // after the Lab's handler
   }
 
@@ -273,7 +276,7 @@ export class Overlay {
     const sink = this.keep(track(lab.spawn(this.hub, [NODE, join(ROOT, "dist", "harness", "smtp-sink.js"), mailDir], { stdio: ["ignore", "pipe", "pipe"] })));
     if (!(await waitFor(() => /^\d+\n/.test(sink.out()), 15_000, 100))) throw new Error(`smtp sink did not start: ${sink.err()}`);
     const smtpPort = Number(sink.out().trim());
-    const regDir = join(this.tmp, "registry");
+    const regDir = this.registryDir;
     mkdirSync(regDir);
     const ca = makeCa("2001:db8:42::/48");
     writeFileSync(join(regDir, "ca.crt"), ca.pem);
@@ -355,6 +358,22 @@ export class Overlay {
     if (!d) return null;
     if (running(d)) d.proc.kill("SIGTERM");
     return exitWithin(d, 30_000);
+  }
+
+  /** The registry's files: ca.crt, ca.key, registry.db. */
+  get registryDir(): string {
+    return join(this.tmp, "registry");
+  }
+
+  /** `vifibnet-registry COMMAND --db <its database> ARGS` (revoke, token, list...), bounded; it needs no namespace. */
+  registryCommand(command: string, args: readonly string[]): { status: number | null; stdout: string; stderr: string } {
+    const r = spawnSync(NODE, [BIN("vifibnet-registry"), command, "--db", join(this.registryDir, "registry.db"), ...args], { encoding: "utf8", timeout: 30_000 });
+    return { status: r.status, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  }
+
+  /** SIGHUP to the registry: it reads its CA again. */
+  reloadRegistry(): void {
+    if (this.registry && running(this.registry)) this.registry.proc.kill("SIGHUP");
   }
 
   /** SIGTERM to the registry; its exit code. */

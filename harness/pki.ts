@@ -11,14 +11,17 @@ export interface TestCa {
   key: KeyObject;
 }
 
-export function makeCa(prefix = "2001:db8:42::/48", cn = "test CA"): TestCa {
+/** A CA valid `days` from now: a year by default, so nothing warns of its expiry (under 30 days left). */
+export function makeCa(prefix = "2001:db8:42::/48", cn = "test CA", days = 365): TestCa {
   const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-  const pem = createCaCertificate(privateKey, serialFromNetwork(parseIpv6Prefix(prefix)!), [{ name: "O", value: "vifibnet tests" }, { name: "CN", value: cn }], new Date(), 30);
+  const pem = createCaCertificate(privateKey, serialFromNetwork(parseIpv6Prefix(prefix)!), [{ name: "O", value: "vifibnet tests" }, { name: "CN", value: cn }], new Date(), days);
   return { pem, keyPem: privateKey.export({ type: "pkcs8", format: "pem" }).toString(), key: privateKey };
 }
 
 export interface CsrOptions {
   bits?: number;
+  /** For this key (PEM) instead of a new one: what a node makes to renew. */
+  keyPem?: string;
   subject?: Array<{ shortName: string; value: string }>;
   /** Change the subject after signing, so the signature no longer matches. */
   tamper?: boolean;
@@ -26,8 +29,7 @@ export interface CsrOptions {
 
 /** A PEM CSR signed with SHA-256, and its key. */
 export function makeCsr(opts: CsrOptions = {}): { csr: string; keyPem: string } {
-  const { privateKey } = generateKeyPairSync("rsa", { modulusLength: opts.bits ?? 2048 });
-  const keyPem = privateKey.export({ type: "pkcs1", format: "pem" }).toString();
+  const keyPem = opts.keyPem ?? generateKeyPairSync("rsa", { modulusLength: opts.bits ?? 2048 }).privateKey.export({ type: "pkcs1", format: "pem" }).toString();
   const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
   const csr = forge.pki.createCertificationRequest();
   csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
@@ -88,4 +90,33 @@ export function bigOdd(bits: number): Buffer {
   b[0]! |= 0x80;
   b[b.length - 1]! |= 1;
   return b;
+}
+
+export interface LegacyCertOptions {
+  /** The certificate's CN, "N/len". */
+  cn: string;
+  /** Other subject attributes, before the CN. */
+  subject?: Array<{ shortName: string; value: string }>;
+  notBefore?: Date;
+  days?: number;
+}
+
+/**
+ * A node certificate as the 2012 registry.py issued it (pyOpenSSL): version 1,
+ * serial 0, signed with SHA-1 by the CA, for the key in `keyPem`.
+ */
+export function legacyCertificate(ca: TestCa, keyPem: string, opts: LegacyCertOptions): string {
+  const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
+  const caCert = forge.pki.certificateFromPem(ca.pem);
+  const cert = forge.pki.createCertificate();
+  cert.version = 0;
+  cert.serialNumber = "00";
+  const from = opts.notBefore ?? new Date();
+  cert.validity.notBefore = from;
+  cert.validity.notAfter = new Date(from.getTime() + (opts.days ?? 365) * 86_400_000);
+  cert.setSubject([...(opts.subject ?? []), { shortName: "CN", value: opts.cn }]);
+  cert.setIssuer(caCert.subject.attributes);
+  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.sign(forge.pki.privateKeyFromPem(ca.keyPem) as forge.pki.rsa.PrivateKey, forge.md.sha1.create());
+  return forge.pki.certificateToPem(cert).replace(/\r\n/g, "\n");
 }

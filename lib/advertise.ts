@@ -5,50 +5,19 @@
 // advertised only when two different peers report the same one, or, when a
 // single peer was ever reached, once that peer's report has stood for
 // LONE_PEER_REFRESHES tunnel refreshes (the other peers had that many
-// refreshes to be tried); and never an address that is not global unicast.
+// refreshes to be tried); and never an address no other host could reach
+// (remoteUnicastProblem, the one check for addresses).
 // Once chosen, an address stays until another one reaches agreement: peers
 // come and go, our address does not change with them. Pure: the daemon
 // passes the reports and the time.
 
-import { isIPv4, isIPv6 } from "node:net";
-import type { Bits } from "./utils/address";
-import { ipv6ToBits } from "./utils/address";
+import { type Bits, remoteUnicastProblem } from "./utils/address";
 
 /** Where the advertised address list comes from. */
 export type AddressSource = "ip" | "upnp" | "peers" | "none";
 
 /** How many tunnel refreshes a lone peer's report must stand before it is believed. */
 export const LONE_PEER_REFRESHES = 2;
-
-function ipv4Bytes(ip: string): number[] {
-  return ip.split(".").map(Number);
-}
-
-/**
- * An address a node can be reached at: not unspecified, loopback, multicast,
- * link-local, broadcast or reserved (0/8, 240/4), nor an IPv4-mapped IPv6
- * address of those, nor one of the deprecated IPv4-compatible ::/96. Private and documentation ranges pass: a node on a LAN, or a test
- * network, is reached at such addresses.
- */
-export function isGlobalUnicast(ip: string): boolean {
-  if (isIPv4(ip)) {
-    const [a, b] = ipv4Bytes(ip) as [number, number];
-    return !(a === 0 || a === 127 || a >= 224 || (a === 169 && b === 254));
-  }
-  if (!isIPv6(ip)) return false;
-  const bits = ipv6ToBits(ip);
-  if (bits === null) return false;
-  if (/^0{80}1{16}/.test(bits)) {
-    const v4 = [96, 104, 112, 120].map((i) => parseInt(bits.slice(i, i + 8), 2)).join(".");
-    return isGlobalUnicast(v4);
-  }
-  return !(
-    bits.startsWith("0".repeat(96)) || // ::, ::1 and the deprecated IPv4-compatible ::/96
-    bits.startsWith("11111111") || // ff00::/8 multicast
-    bits.startsWith("1111111010") || // fe80::/10 link-local
-    bits.startsWith("1111111011") // fec0::/10, deprecated site-local
-  );
-}
 
 export interface Report {
   ip: string;
@@ -66,9 +35,9 @@ export interface Learning {
 
 export const NOTHING_LEARNT: Learning = { reports: new Map(), first: null, severalPeers: false };
 
-/** `peer` reports that it sees us at `ip`; a report of an address that is not global unicast is dropped. */
+/** `peer` reports that it sees us at `ip`; a report of an address no other host could reach us at is dropped. */
 export function reportAddress(l: Learning, peer: Bits, ip: string, now: number): Learning {
-  if (!isGlobalUnicast(ip)) return l;
+  if (remoteUnicastProblem(ip) !== null) return l;
   const reports = new Map(l.reports).set(peer, { ip, at: now });
   const first = l.first ?? { peer, at: now };
   return { reports, first, severalPeers: l.severalPeers || first.peer !== peer };

@@ -10,10 +10,13 @@
 //
 // A server's log prefixes each line with the client: its address until the
 // client is authenticated ("198.51.100.2:36875 Control Channel: ..."), then
-// "<common name>/<address>". Pure: lines in, the latest state out.
+// "<common name>/<address>". Pure: lines (or the chunks a pipe delivers) in,
+// the latest state out.
 
 /** The minimum --verb at which OpenVPN logs what this module reads. */
 export const NEGOTIATION_VERB = 2;
+/** A longer line is no line this module reads: it is cut there rather than buffered without bound. */
+const MAX_LINE = 4096;
 
 export interface Negotiation {
   /** The peer's certificate common name (a vifibnet CN is "<decimal>/<length>"), once authenticated. */
@@ -53,6 +56,15 @@ export class NegotiationLog {
   /** Server: handshakes of clients not yet authenticated, by their address. */
   private readonly pending = new Map<string, Negotiation>();
   private readonly byPeer = new Map<string, Negotiation>();
+  /** What `chunk` received after its last newline. */
+  private partial = "";
+
+  /** Feeds what OpenVPN wrote, in whatever pieces it arrives: each complete line goes to line(). */
+  chunk(data: Buffer | string): void {
+    const lines = (this.partial + data.toString()).split("\n");
+    this.partial = lines.pop()!.slice(-MAX_LINE);
+    for (const l of lines) this.line(l);
+  }
 
   /** Feeds one line of the log. */
   line(raw: string): void {

@@ -70,8 +70,8 @@ export interface PeersRefreshResult {
   error: string | null;
 }
 
-/** A fault saying the registry has no such method: a legacy registry, or one older than declareSigned. */
-function unknownMethod(e: unknown): boolean {
+/** A fault saying the registry has no such method: a legacy registry, or one older than the method. */
+export function unknownMethod(e: unknown): boolean {
   return e instanceof XmlRpcFault && /is not supported|no such method|unknown method/i.test(e.faultString);
 }
 

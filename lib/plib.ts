@@ -5,6 +5,7 @@
 // accept or checks what the legacy left unchecked (docs/decisions.md).
 
 import { legacyAllowances } from "./legacy-peers";
+import { NEGOTIATION_VERB } from "./ovpn-log";
 import { Bits, PeerAddress, bitsToIpv6, dialProto, prefixToCn } from "./utils/address";
 
 /** What every OpenVPN process of a node shares. */
@@ -32,7 +33,10 @@ function common(c: OpenvpnCommon): string[] {
     "--user", "nobody",
     "--group", "nogroup",
     "--ping-exit", String(4 * c.hello),
-    "--verb", String(c.verbose),
+    // At least the level at which OpenVPN logs what a tunnel negotiated,
+    // which the daemon reads as the log passes (lib/ovpn-log.ts); a purely
+    // local setting (SPEC section 8).
+    "--verb", String(Math.max(NEGOTIATION_VERB, c.verbose)),
     // SHA-1 certificates (the legacy registry's) and the 2012 nodes' TLS 1.0
     // and BF-CBC; docs/decisions.md says why this is safe. Before the user's
     // arguments, so `-- --tls-cert-profile preferred` overrides it (OpenVPN
@@ -52,6 +56,8 @@ export interface ServerOptions {
   maxClients: number;
   /** Node address with the length of its subnet, e.g. "2001:db8:42:5::/64". */
   address: string;
+  /** The file of revoked common names the client-connect hook refuses, one a line; null: none. */
+  revokedFile: string | null;
 }
 
 export function openvpnServerArgv(c: OpenvpnCommon, s: ServerOptions): string[] {
@@ -67,9 +73,14 @@ export function openvpnServerArgv(c: OpenvpnCommon, s: ServerOptions): string[] 
     // An IPv6 socket that takes IPv4 too (OpenVPN clears IPV6_V6ONLY); "udp"
     // alone binds IPv4 only. Peers see the same options either way.
     "--proto", s.proto === "udp" ? "udp6" : "tcp6-server",
-    "--up", `${hook} ${s.address}`,
+    // A UDP server that stops tells its clients to reconnect at once (a
+    // TCP client sees its connection close): a server restarted for a new
+    // certificate or CA has them back within seconds, not after --ping-exit.
+    ...(s.proto === "udp" ? ["--explicit-exit-notify"] : []),
+    "--up", `${hook} ${c.eventFd} ${s.address}`,
     "--client-connect", `${hook} ${c.eventFd}`,
     "--client-disconnect", `${hook} ${c.eventFd}`,
+    ...(s.revokedFile === null ? [] : ["--setenv", "vifibnet_revoked", s.revokedFile]),
   ];
 }
 
@@ -103,6 +114,12 @@ export interface BabeldOptions {
   pidFile: string;
   /** babeld's local configuration socket (-G, read-write), or null for none. */
   controlSocket: string | null;
+  /**
+   * The log file babeld writes itself (-L; it reopens it on SIGUSR2), or
+   * null: its standard output and error. At -d 2 it prints its tables on
+   * every change, which through a pipe costs the daemon a wake-up each.
+   */
+  logFile?: string | null;
 }
 
 export function babeldArgv(b: BabeldOptions): string[] {
@@ -117,6 +134,7 @@ export function babeldArgv(b: BabeldOptions): string[] {
     "-S", b.stateFile,
     "-I", b.pidFile,
     ...(b.controlSocket === null ? [] : ["-G", b.controlSocket]),
+    ...(b.logFile ? ["-L", b.logFile] : []),
     "-s",
     ...(b.wireless ? ["-w"] : []),
     ...b.interfaces,

@@ -125,6 +125,8 @@ export interface RefreshState {
   candidates: readonly Candidate[];
   /** Prefixes of peers on the LAN: lanPeers(). */
   lan: Iterable<Bits>;
+  /** Prefixes the network's revocation list names (lib/revocation.ts): their tunnels close, none opens. */
+  revoked?: Iterable<Bits>;
 }
 
 export interface RefreshParams {
@@ -151,9 +153,9 @@ export interface RefreshParams {
  * Why a tunnel closes: its OpenVPN exited; its peer is on the LAN; it was
  * retired by the previous refresh; it is weak and its replacement needs its
  * interface now (at the 12-interface cap); there are more tunnels than
- * wanted; the daemon stops.
+ * wanted; the daemon stops; its peer's prefix is revoked.
  */
-export type CloseReason = "dead" | "lan" | "retired" | "weak" | "excess" | "shutdown";
+export type CloseReason = "dead" | "lan" | "retired" | "weak" | "excess" | "shutdown" | "revoked";
 
 /** The value to write in the peer's `used` column, or "remove" to delete its row. */
 export type PeerMark = 1 | 0 | -1 | "remove";
@@ -172,7 +174,7 @@ export type RefreshStep =
    */
   | { kind: "retire"; prefix: Bits; iface: string; drainAt: number };
 
-export type SkipReason = "own" | "lan" | "in-use" | "duplicate" | "malformed";
+export type SkipReason = "own" | "lan" | "revoked" | "in-use" | "duplicate" | "malformed";
 
 export interface RefreshPlan {
   wanted: number;
@@ -214,11 +216,11 @@ export function rankWeakest(
 /**
  * Peers we may open a tunnel to, in the order to try them: free (0) before
  * dead (-1), the given order within each. Never ourselves, a LAN peer, a
- * peer that has a tunnel (even one closing now: not reopened in the same
- * refresh), a prefix twice, or a malformed address list.
+ * revoked one, a peer that has a tunnel (even one closing now: not reopened
+ * in the same refresh), a prefix twice, or a malformed address list.
  */
 export function usableCandidates(
-  candidates: readonly Candidate[], ownPrefix: Bits, lan: ReadonlySet<Bits>, tunnelled: ReadonlySet<Bits>,
+  candidates: readonly Candidate[], ownPrefix: Bits, lan: ReadonlySet<Bits>, tunnelled: ReadonlySet<Bits>, revoked: ReadonlySet<Bits> = new Set(),
 ): { usable: Array<Candidate & { remotes: PeerAddress[] }>; skipped: RefreshPlan["skipped"] } {
   const usable: Array<Candidate & { remotes: PeerAddress[] }> = [];
   const skipped: RefreshPlan["skipped"] = [];
@@ -230,6 +232,7 @@ export function usableCandidates(
     const reason: SkipReason | null =
       c.prefix === ownPrefix ? "own"
       : lan.has(c.prefix) ? "lan"
+      : revoked.has(c.prefix) ? "revoked"
       : c.used > 0 || tunnelled.has(c.prefix) ? "in-use"
       : seen.has(c.prefix) ? "duplicate"
       : remotes === null ? "malformed"
@@ -280,6 +283,7 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
   const cap = Math.max(0, Math.min(params.maxTunnels ?? MAX_CLIENT_TUNNELS, MAX_CLIENT_TUNNELS));
   const wanted = Math.min(wantedTunnels(params.connectionCount), cap);
   const lan = new Set(state.lan);
+  const revoked = new Set(state.revoked ?? []);
   const steps: RefreshStep[] = [];
   const close = (t: Tunnel, reason: CloseReason, mark: PeerMark): void => {
     steps.push({ kind: "close", prefix: t.prefix, iface: t.iface, reason, mark });
@@ -289,13 +293,16 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
   const dead = state.tunnels.filter((t) => t.state === "dead");
   const live = state.tunnels.filter((t) => t.state !== "dead");
   const onLan = live.filter((t) => lan.has(t.prefix));
-  const retired = live.filter((t) => !lan.has(t.prefix) && retiring(t));
-  const keep = live.filter((t) => !lan.has(t.prefix) && !retiring(t));
+  const barred = live.filter((t) => !lan.has(t.prefix) && revoked.has(t.prefix));
+  const gone = (t: Tunnel): boolean => lan.has(t.prefix) || revoked.has(t.prefix);
+  const retired = live.filter((t) => !gone(t) && retiring(t));
+  const keep = live.filter((t) => !gone(t) && !retiring(t));
 
-  const { usable, skipped } = usableCandidates(state.candidates, params.ownPrefix, lan, new Set(state.tunnels.map((t) => t.prefix)));
+  const { usable, skipped } = usableCandidates(state.candidates, params.ownPrefix, lan, new Set(state.tunnels.map((t) => t.prefix)), revoked);
   for (const s of skipped) if (s.reason === "malformed") steps.push({ kind: "forget", prefix: s.prefix, reason: "malformed" });
-  dead.forEach((t) => close(t, "dead", -1));
+  dead.forEach((t) => close(t, "dead", revoked.has(t.prefix) ? "remove" : -1));
   onLan.forEach((t) => close(t, "lan", "remove"));
+  barred.forEach((t) => close(t, "revoked", "remove"));
   retired.forEach((t) => close(t, "retired", 0));
 
   const { weakest, protected: prot } = rankWeakest(keep, state.routes, params.rng, params.protectedRatio);
@@ -323,7 +330,7 @@ export function planRefresh(state: RefreshState, params: RefreshParams): Refresh
   const allIfaces = CLIENT_INTERFACES.slice(0, cap);
   const held = new Set(live.map((t) => t.iface));
   const fresh = allIfaces.filter((i) => !held.has(i));
-  const closedNow = new Set([...onLan, ...retired, ...excessive].map((t) => t.iface));
+  const closedNow = new Set([...onLan, ...barred, ...retired, ...excessive].map((t) => t.iface));
   const reusable = allIfaces.filter((i) => closedNow.has(i));
   const pendingVictims = [...victims];
   for (const peer of opens) {

@@ -20,6 +20,7 @@ import {
 } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { gzipSync } from "node:zlib";
+import { COMMAND_NAMES } from "../lib/registry/commands";
 import { manPage } from "./man";
 
 const ROOT = join(__dirname, "..", "..");
@@ -27,12 +28,12 @@ const SRC = join(ROOT, "packaging");
 const OUT = join(ROOT, "dist");
 const STAGE = join(OUT, "deb");
 const APP = "usr/lib/vifibnet";
-const PROGRAMS = [
+const PROGRAMS: ReadonlyArray<{ name: string; section: number; commands?: readonly string[] }> = [
   { name: "vifibnet", section: 8 },
   { name: "vifibnet-setup", section: 1 },
-  { name: "vifibnet-registry", section: 8 },
+  { name: "vifibnet-registry", section: 8, commands: COMMAND_NAMES },
   { name: "vifibnet-ca", section: 1 },
-] as const;
+];
 const LEGACY_NAMES = ["vifibnet.py", "setup.py", "registry.py"];
 const HOOKS = ["ovpn-server", "ovpn-client"];
 const UNITS = ["vifibnet.service", "vifibnet-registry.service"];
@@ -93,7 +94,7 @@ function stageSystemFiles(version: string): void {
   for (const f of ["README.md", "docs/deploy.md"]) install(join(ROOT, f), `${doc}/${f.split("/").pop()}`, 0o644);
   const date = new Date(sourceDateEpoch() * 1000).toISOString().slice(0, 10);
   for (const p of PROGRAMS) {
-    const page = manPage(at(`${APP}/bin/${p.name}`), join(ROOT, "docs", "man", `${p.name}.${p.section}.md`), { ...p, version, date });
+    const page = manPage(at(`${APP}/bin/${p.name}`), join(ROOT, "docs", "man", `${p.name}.${p.section}.md`), { ...p, version, date }, p.commands);
     const path = `usr/share/man/man${p.section}/${p.name}.${p.section}.gz`;
     mkdirSync(dirname(at(path)), { recursive: true });
     writeFileSync(at(path), gzipSync(page, { level: 9 }));

@@ -21,6 +21,8 @@ export interface HelpSection {
 export interface ParsedHelp {
   /** The usage, on one line, without "usage: ". */
   usage: string;
+  /** argparse's description, paragraph by paragraph (the page of a program has its own; a command's is used). */
+  description: string[];
   sections: HelpSection[];
   /** Paragraphs after the options (argparse's epilog). */
   epilog: string[];
@@ -34,6 +36,7 @@ export function parseArgparseHelp(text: string): ParsedHelp {
   const usage = first.slice("usage: ".length).replace(/\s+/g, " ").trim();
   const sections: HelpSection[] = [];
   const epilog: string[] = [];
+  const description: string[] = [];
   for (const block of blocks) {
     const lines = block.split("\n");
     if (/^\S.*:$/.test(lines[0]!) && lines.length > 1 && /^ {2}\S/.test(lines[1]!)) {
@@ -48,12 +51,11 @@ export function parseArgparseHelp(text: string): ParsedHelp {
         }
       }
       sections.push(section);
-    } else if (sections.length > 0) {
-      epilog.push(lines.map((l) => l.trim()).join(" "));
+    } else {
+      (sections.length > 0 ? epilog : description).push(lines.map((l) => l.trim()).join(" "));
     }
-    // A block before the first section is argparse's one-line description: the page has its own.
   }
-  return { usage, sections, epilog };
+  return { usage, description, sections, epilog };
 }
 
 /** Markdown text as is, its special characters escaped. */
@@ -78,13 +80,26 @@ export function synopsisMarkdown(usage: string): string {
   }).join(" ");
 }
 
+function entriesMarkdown(entries: readonly HelpEntry[]): string[] {
+  return entries.flatMap((e) => [invocationMarkdown(e.invocation), `: ${md(e.help)}`, ""]);
+}
+
 export function optionsMarkdown(help: ParsedHelp): string {
   const out = ["# OPTIONS", ""];
-  for (const s of help.sections) {
-    out.push(`## ${md(s.title.replace(/^./, (c) => c.toUpperCase()))}`, "");
-    for (const e of s.entries) out.push(invocationMarkdown(e.invocation), `: ${md(e.help)}`, "");
-  }
+  for (const s of help.sections) out.push(`## ${md(s.title.replace(/^./, (c) => c.toUpperCase()))}`, "", ...entriesMarkdown(s.entries));
   for (const p of help.epilog) out.push(md(p), "");
+  return out.join("\n");
+}
+
+/** A program's commands (`PROGRAM COMMAND ...`), each from its own --help: synopsis, description, options. */
+export function commandsMarkdown(commands: ReadonlyArray<{ name: string; help: ParsedHelp }>): string {
+  const out = ["# COMMANDS", ""];
+  for (const { name, help } of commands) {
+    // The command word is a literal, as the program's name: bold.
+    const synopsis = synopsisMarkdown(help.usage).replace(`*${md(name)}*`, `**${md(name)}**`);
+    out.push(`## ${md(name)}`, "", synopsis, "", ...help.description.flatMap((p) => [md(p), ""]));
+    for (const s of help.sections) out.push(...entriesMarkdown(s.entries.filter((e) => e.invocation !== "-h, --help")));
+  }
   return out.join("\n");
 }
 
@@ -96,11 +111,13 @@ export interface PageMeta {
   date: string;
 }
 
-/** The page's markdown: the hand-written source with the generated parts in place. */
-export function pageMarkdown(source: string, help: ParsedHelp): string {
-  for (const mark of ["{{synopsis}}", "{{options}}"])
+/** The page's markdown: the hand-written source with the generated parts in place ({{commands}} when the program has commands). */
+export function pageMarkdown(source: string, help: ParsedHelp, commands: ReadonlyArray<{ name: string; help: ParsedHelp }> = []): string {
+  const marks = ["{{synopsis}}", "{{options}}", ...(commands.length > 0 ? ["{{commands}}"] : [])];
+  for (const mark of marks)
     if (!source.includes(mark)) throw new Error(`the man page source has no ${mark}`);
-  return source.replace("{{synopsis}}", synopsisMarkdown(help.usage)).replace("{{options}}", optionsMarkdown(help));
+  return source.replace("{{synopsis}}", synopsisMarkdown(help.usage)).replace("{{options}}", optionsMarkdown(help))
+    .replace("{{commands}}", commands.length > 0 ? commandsMarkdown(commands) : "");
 }
 
 /** roff from markdown by go-md2man, with our .TH line and real minus signs (copy-pasteable options). */
@@ -115,9 +132,15 @@ export function toRoff(markdown: string, meta: PageMeta): string {
   return [th, ...body].join("\n");
 }
 
-/** The roff page of `program` (a path run with node), from `sourcePath`. */
-export function manPage(program: string, sourcePath: string, meta: PageMeta): string {
-  const r = spawnSync(process.execPath, [program, "--help"], { encoding: "utf8", env: { ...process.env, COLUMNS: "1000" }, timeout: 30_000 });
-  if (r.status !== 0) throw new Error(`${program} --help failed: ${r.stderr}`);
-  return toRoff(pageMarkdown(readFileSync(sourcePath, "utf8"), parseArgparseHelp(r.stdout)), meta);
+/** What `program ARGS... --help` prints, parsed. */
+function helpOf(program: string, args: readonly string[]): ParsedHelp {
+  const r = spawnSync(process.execPath, [program, ...args, "--help"], { encoding: "utf8", env: { ...process.env, COLUMNS: "1000" }, timeout: 30_000 });
+  if (r.status !== 0) throw new Error(`${program} ${args.join(" ")} --help failed: ${r.stderr}`);
+  return parseArgparseHelp(r.stdout);
+}
+
+/** The roff page of `program` (a path run with node), from `sourcePath`; `commands` are the first words it takes as commands. */
+export function manPage(program: string, sourcePath: string, meta: PageMeta, commands: readonly string[] = []): string {
+  const helps = commands.map((name) => ({ name, help: helpOf(program, [name]) }));
+  return toRoff(pageMarkdown(readFileSync(sourcePath, "utf8"), helpOf(program, []), helps), meta);
 }

@@ -10,9 +10,12 @@
 //   node2    198.51.100.12 ─┤
 //   legacy   198.51.100.13 ─┘
 //
-// After each block that leaves two or more nodes running, every node must
-// ping every other node's overlay address. The legacy node's files must come
-// out of the upgrade and the rollback as they went in. Needs root.
+// A token the guide mints on the registry (vifibnet-registry token) is read
+// from that block's output and typed where the node's setup asks for it;
+// the other nodes get theirs by mail. After each block that leaves two or
+// more nodes running, every node must ping every other node's overlay
+// address; a renewed node keeps its address. The legacy node's files must
+// come out of the upgrade and the rollback as they went in. Needs root.
 
 import assert from "node:assert/strict";
 import { ChildProcess } from "node:child_process";
@@ -23,7 +26,7 @@ import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import Database from "better-sqlite3";
 import { EMAIL_PROMPT, TOKEN_PROMPT } from "../lib/setup/run";
-import { nodeAddress } from "../lib/utils/address";
+import { nodeAddress, prefixToCn } from "../lib/utils/address";
 import { caNetwork, checkNodeCertificate } from "../lib/utils/x509";
 import { Machine, RunResult } from "../harness/machine";
 import { Lab, OVERLAY_PACKAGES, installPackages, waitFor } from "../harness/netns";
@@ -178,15 +181,24 @@ describe("docs/deploy.md, followed on four machines", { skip: isRoot ? false : "
     assert.ok(ok, `not all pairs ping after ${timeoutMs / 1000} s: ${failing.join(" ")}\n${diagnostics()}`);
   }
 
+  /** Tokens the guide minted on the registry, not yet typed on a node. */
+  const minted: string[] = [];
+
   /** Runs one block on its machine, answering setup's questions as its admin would. */
-  function runBlock(b: GuideBlock): Promise<RunResult> {
+  async function runBlock(b: GuideBlock): Promise<RunResult> {
     const m = machines.get(b.machine)!;
     let emails = 0, tokens = 0, fetching = false;
-    return m.run(b.script, {
+    const r = await m.run(b.script, {
       timeoutMs: 300_000,
       onOutput: (out, write) => {
         for (; emails < out.split(EMAIL_PROMPT).length - 1; emails++) write(`${m.name}@example.com\n`);
         if (fetching || out.split(TOKEN_PROMPT).length - 1 <= tokens) return;
+        if (/vifibnet-setup .*--token$/m.test(b.script)) {
+          // Asked for the token the registry's admin minted and handed over.
+          write(`${minted.shift() ?? "no-token-minted"}\n`);
+          tokens++;
+          return;
+        }
         const email = [...out.matchAll(/A token was sent to (\S+)\./g)].at(-1)?.[1];
         if (!email) return;
         fetching = true;
@@ -197,6 +209,8 @@ describe("docs/deploy.md, followed on four machines", { skip: isRoot ? false : "
         });
       },
     });
+    if (/^vifibnet-registry token /m.test(b.script)) minted.push(...(r.stdout.match(/^[a-z]{8}$/gm) ?? []));
+    return r;
   }
 
   const snapshot = (m: Machine): string[] =>
@@ -211,9 +225,22 @@ describe("docs/deploy.md, followed on four machines", { skip: isRoot ? false : "
       broken = true;
       const m = machines.get(b.machine)!;
       if (b.machine === "legacy" && b.script.includes("apt install")) legacyFiles = snapshot(m);
+      const renewing = /vifibnet-setup --renew/.test(b.script);
+      const before = renewing ? { node: nodeOf(m), cert: readFileSync(m.written("/etc/vifibnet/cert.crt"), "utf8") } : null;
       const r = await runBlock(b);
       assert.equal(r.code, 0, `the block failed (${r.code}):\n${b.script}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}\n${diagnostics()}`);
-      if (/vifibnet-setup .*-d \/etc\/vifibnet/.test(b.script)) {
+      if (/^vifibnet-registry token /m.test(b.script)) assert.equal(minted.length, 1, `the block printed a token: ${r.stdout}`);
+      if (before) {
+        assert.deepEqual(nodeOf(m), before.node, "the renewed node keeps its prefix and address");
+        assert.equal(readFileSync(m.written("/etc/vifibnet/cert.crt.old"), "utf8"), before.cert);
+        assert.notEqual(readFileSync(m.written("/etc/vifibnet/cert.crt"), "utf8"), before.cert);
+      }
+      if (/^vifibnet-ca --renew /m.test(b.script)) assert.ok(existsSync(m.written("/etc/vifibnet/registry/ca.crt.old")), "the CA renewed");
+      if (/^vifibnet-registry list /m.test(b.script)) {
+        for (const joined of [...machines.values()].map(nodeOf).filter((x) => x !== null))
+          assert.match(r.stdout, new RegExp(`^${prefixToCn(joined.prefix).replace("/", "\\/")} `, "m"), `list shows ${joined.address}:\n${r.stdout}`);
+      }
+      if (/vifibnet-setup .*-d \/etc\/vifibnet/.test(b.script) && !renewing) {
         assert.match(r.stdout, /^Start the node with: \/usr\/bin\/vifibnet @\/etc\/vifibnet\/vifibnet\.conf$/m);
         assert.match(r.stdout, /^or, as the package's service: systemctl enable --now vifibnet$/m);
       }

@@ -51,7 +51,7 @@ exit 0
   const n = net.nodes[i]!;
   const argv = openvpnServerArgv(
     { hello: net.opts.hello, verbose: 3, ca: join(n.dir, "ca.pem"), cert: join(n.dir, "cert.crt"), openvpnArgs: ["--key", join(n.dir, "cert.key"), "--ping", "1"], hookDir: hooks, eventFd: 3, legacy: true },
-    { dev: "vifibnet", port: 1194, proto: "udp", dh: join(n.dir, "dh2048.pem"), maxClients: 4, address: `${n.address}/64` },
+    { dev: "vifibnet", port: 1194, proto: "udp", dh: join(n.dir, "dh2048.pem"), maxClients: 4, address: `${n.address}/64`, revokedFile: null },
   );
   net.lab.spawn(n.ns, ["openvpn", ...argv], { stdio: "ignore" });
   return () => rmSync(hooks, { recursive: true, force: true });

@@ -28,7 +28,8 @@
 // needs --tls-cert-profile insecure for TLS 1.0 under OpenSSL 3, an option 2.2
 // does not have. UDP only here; TCP behaved the same with the real binaries.
 // What each tunnel negotiated is read from OpenVPN's own logs
-// (lib/ovpn-log.ts: the overlay runs -v 3). Needs root; skipped otherwise.
+// (lib/ovpn-log.ts: the overlay runs -v 3), and from `vifibnet status`,
+// which must say the same. Needs root; skipped otherwise.
 
 import assert from "node:assert/strict";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
@@ -77,7 +78,7 @@ function startOldNode(net: Overlay, old: OverlayNode, to: OverlayNode, as2012: b
   run("old.server.log", "openvpn", [
     ...common, ...(as2012 ? SERVES_AS_2_3 : []), "--tls-server", "--mode", "server", "--dev", "vifibnet", "--dh", join(old.dir, "dh2048.pem"),
     "--max-clients", "4", "--port", "1194", "--proto", "udp",
-    "--up", `${BIN("ovpn-server")} ${old.address}/${network.length + net.prefix(old.index).length}`,
+    "--up", `${BIN("ovpn-server")} 3 ${old.address}/${network.length + net.prefix(old.index).length}`,
     "--client-connect", `${BIN("ovpn-server")} 3`, "--client-disconnect", `${BIN("ovpn-server")} 3`,
   ]);
   run("old.client.log", "openvpn", [
@@ -134,6 +135,16 @@ describe("legacy OpenVPN, both ways", { skip, timeout: 400_000 }, () => {
     assert.equal(atClient?.dataCipher, "BF-CBC");
     assert.equal(atClient?.peer, cn(old), "node 1 verified it reached the old node");
     assert.match(atClient!.tlsCipher, /^DHE-/, "the old server's DHE");
+    // And `vifibnet status` says so, per server peer and per client tunnel.
+    const peerAt0 = (await net.status(ours0.index)).servers.flatMap((v) => v.peers).find((p) => p.commonName === cn(old));
+    const tunnelOf1 = (await net.status(ours1.index)).tunnels.find((x) => x.prefix === net.prefix(old.index));
+    t.diagnostic(`legacy openvpn: status of node 0's server peer ${cn(old)}: ${JSON.stringify(peerAt0)}; node 1's tunnel: ${JSON.stringify(tunnelOf1)}`);
+    for (const v of [peerAt0, tunnelOf1]) {
+      assert.equal(v?.tlsVersion, "TLSv1");
+      assert.equal(v?.dataCipher, "BF-CBC");
+      assert.equal(v?.legacy, true);
+    }
+    assert.match(tunnelOf1!.tlsCipher!, /^DHE-/);
 
     // Between our nodes, with the same allowances on both ends: TLS 1.3 and an AEAD cipher.
     const newNew = [tunnelNegotiation(read(clientLog(ours0, ours1))), tunnelNegotiation(read(clientLog(ours1, ours0)))].filter((n) => n !== null);
@@ -143,6 +154,10 @@ describe("legacy OpenVPN, both ways", { skip, timeout: 400_000 }, () => {
       assert.equal(n!.tlsVersion, "TLSv1.3");
       assert.equal(n!.dataCipher, "AES-256-GCM");
     }
+    const newNewStatus = (await net.status(ours0.index)).tunnels.filter((x) => x.prefix === net.prefix(ours1.index))
+      .concat((await net.status(ours1.index)).tunnels.filter((x) => x.prefix === net.prefix(ours0.index)));
+    assert.ok(newNewStatus.length >= 1);
+    for (const x of newNewStatus) assert.deepEqual([x.tlsVersion, x.dataCipher, x.legacy], ["TLSv1.3", "AES-256-GCM", false]);
 
     // Strict: node 0 with --no-legacy, node 1 with a strict profile passed to OpenVPN.
     assert.equal(await net.stopDaemon(ours0.index), 0);

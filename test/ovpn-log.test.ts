@@ -61,3 +61,13 @@ test("a server's unauthenticated handshake is nobody's until the client is authe
   assert.deepEqual(log.peers().get("2/16"), { peer: "2/16", tlsVersion: "TLSv1.3", tlsCipher: "TLS_AES_256_GCM_SHA384", dataCipher: "AES-128-GCM", dataAuth: null });
   assert.equal(log.tunnel(), null, "a server log has no tunnel of its own");
 });
+
+test("chunks as a pipe delivers them: lines split anywhere, several in one", () => {
+  const text = fixture("client-modern.log");
+  const log = new NegotiationLog();
+  for (let at = 0; at < text.length; at += 7) log.chunk(Buffer.from(text.slice(at, at + 7)));
+  assert.deepEqual(log.tunnel(), MODERN);
+  const whole = new NegotiationLog();
+  whole.chunk(fixture("server.log"));
+  assert.deepEqual(whole.peers(), serverNegotiations(fixture("server.log")));
+});

@@ -12,16 +12,17 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { COMMAND_NAMES } from "../lib/registry/commands";
 import { Machine } from "../harness/machine";
 import { Lab, OVERLAY_PACKAGES, installPackages, waitFor } from "../harness/netns";
 import { builtPackage } from "../harness/package";
 import { SmtpSink, startSmtpSink } from "../harness/smtp-sink";
 
 const isRoot = process.getuid?.() === 0;
-const PROGRAMS = [
+const PROGRAMS: Array<{ name: string; section: number; commands?: readonly string[] }> = [
   { name: "vifibnet", section: 8 },
   { name: "vifibnet-setup", section: 1 },
-  { name: "vifibnet-registry", section: 8 },
+  { name: "vifibnet-registry", section: 8, commands: COMMAND_NAMES },
   { name: "vifibnet-ca", section: 1 },
 ];
 const UNITS = ["vifibnet.service", "vifibnet-registry.service"];
@@ -126,6 +127,14 @@ describe("the Debian package", { skip: isRoot ? false : "needs root: npm run pac
       for (const s of ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "SEE ALSO"]) assert.match(text, new RegExp(`^${s}$`, "m"), `${p.name}(${p.section}): ${s}`);
       const options = text.slice(text.indexOf("\nOPTIONS\n"));
       for (const f of flags) assert.match(options, new RegExp(`(?<![\\w-])${f}(?![\\w-])`), `${p.name}(${p.section}) OPTIONS lists ${f}`);
+      for (const c of p.commands ?? []) {
+        const commandHelp = spawnSync(join(root, "usr", "bin", p.name), [c, "--help"], { encoding: "utf8" }).stdout;
+        const section = text.slice(text.indexOf("\nCOMMANDS\n"), text.indexOf("\nOPTIONS\n"));
+        const entry = section.slice(section.search(new RegExp(`^ *${c}$`, "m")));
+        assert.ok(entry.length < section.length, `${p.name}(${p.section}) COMMANDS has ${c}`);
+        for (const f of helpFlags(commandHelp).filter((x) => x !== "-h" && x !== "--help"))
+          assert.match(entry, new RegExp(`(?<![\\w-])${f}(?![\\w-])`), `${p.name}(${p.section}) COMMANDS ${c} lists ${f}`);
+      }
     }
   });
 

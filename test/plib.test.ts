@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -26,29 +26,36 @@ test("common OpenVPN options are the legacy's, then the legacy peers' allowances
   ]);
   assert.equal(after(argv, "--ca"), "/etc/vifib/ca.pem");
   assert.equal(after(argv, "--cert"), "/etc/vifib/cert.crt");
+  // What a tunnel negotiated is logged from --verb 2: never below, whatever -v.
+  for (const [verbose, verb] of [[0, "2"], [1, "2"], [2, "2"], [5, "5"]] as const)
+    assert.equal(after(openvpnClientArgv({ ...c, verbose }, "client1", "0000000000000101", []), "--verb"), verb, `-v ${verbose}`);
   // The user's profile comes last, so it wins over the one accepting SHA-1 peers.
   const strict = openvpnClientArgv({ ...c, openvpnArgs: ["--tls-cert-profile", "preferred"] }, "client1", "0000000000000101", []);
   assert.equal(strict[strict.lastIndexOf("--tls-cert-profile") + 1], "preferred");
 });
 
 test("--no-legacy: none of the allowances, OpenVPN's defaults", () => {
-  const server = openvpnServerArgv({ ...c, legacy: false }, { dev: "vifibnet", port: 1194, proto: "udp", dh: "/d", maxClients: 2, address: "2001:db8:42:5::/64" });
+  const server = openvpnServerArgv({ ...c, legacy: false }, { dev: "vifibnet", port: 1194, proto: "udp", dh: "/d", maxClients: 2, address: "2001:db8:42:5::/64", revokedFile: null });
   const client = openvpnClientArgv({ ...c, legacy: false }, "client1", "0000000000000101", []);
   for (const argv of [server, client])
     for (const flag of ["--tls-cert-profile", "--tls-version-min", "--data-ciphers", "--providers"]) assert.ok(!argv.includes(flag), flag);
 });
 
 test("server: tls-server mode with its hooks, port and proto", () => {
-  const argv = openvpnServerArgv(c, { dev: "vifibnet", port: 1194, proto: "udp", dh: "/etc/vifib/dh2048.pem", maxClients: 20, address: "2001:db8:42:5::/64" });
+  const argv = openvpnServerArgv(c, { dev: "vifibnet", port: 1194, proto: "udp", dh: "/etc/vifib/dh2048.pem", maxClients: 20, address: "2001:db8:42:5::/64", revokedFile: null });
   assert.ok(argv.includes("--tls-server"));
   assert.equal(after(argv, "--mode"), "server");
   assert.equal(after(argv, "--dev"), "vifibnet");
   assert.equal(after(argv, "--max-clients"), "20");
   assert.equal(after(argv, "--port"), "1194");
   assert.equal(after(argv, "--proto"), "udp6", "dual-stack: IPv6 and IPv4 clients");
-  assert.equal(after(argv, "--up"), "/opt/vifibnet/bin/ovpn-server 2001:db8:42:5::/64");
+  assert.equal(after(argv, "--up"), "/opt/vifibnet/bin/ovpn-server 3 2001:db8:42:5::/64");
   assert.equal(after(argv, "--client-connect"), "/opt/vifibnet/bin/ovpn-server 3");
   assert.equal(after(argv, "--client-disconnect"), "/opt/vifibnet/bin/ovpn-server 3");
+  assert.ok(argv.includes("--explicit-exit-notify"), "its UDP clients reconnect at once when it restarts");
+  assert.ok(!argv.includes("--setenv"), "no revocation list");
+  const enforcing = openvpnServerArgv(c, { dev: "vifibnet", port: 1194, proto: "udp", dh: "/d", maxClients: 2, address: "2001:db8:42:5::/64", revokedFile: "/var/lib/vifibnet/vifibnet.revoked" });
+  assert.deepEqual(enforcing.slice(enforcing.indexOf("--setenv")), ["--setenv", "vifibnet_revoked", "/var/lib/vifibnet/vifibnet.revoked"]);
 });
 
 test("client: one --remote per address, tcp-server dialled as tcp-client", () => {
@@ -66,8 +73,9 @@ test("client: one --remote per address, tcp-server dialled as tcp-client", () =>
 });
 
 test("server: a tcp-server listens dual-stack too", () => {
-  const argv = openvpnServerArgv(c, { dev: "vifibnet1", port: 443, proto: "tcp-server", dh: "/d", maxClients: 2, address: "2001:db8:42:5::/64" });
+  const argv = openvpnServerArgv(c, { dev: "vifibnet1", port: 443, proto: "tcp-server", dh: "/d", maxClients: 2, address: "2001:db8:42:5::/64", revokedFile: null });
   assert.equal(after(argv, "--proto"), "tcp6-server");
+  assert.ok(!argv.includes("--explicit-exit-notify"), "OpenVPN takes it for UDP only");
 });
 
 test("client: only the node it was meant for, by the CN of its prefix, whatever the user passes", () => {
@@ -82,18 +90,18 @@ test("babeld: legacy filters, own pid and state files, every interface", () => {
   const argv = babeldArgv({
     network: networkFromSerial(0x120010db80042n), address: "2001:db8:42:5::", interfaces: ["vifibnet", "client1", "eth1"],
     wireless: true, hello: 4, verbose: 2, stateFile: "/var/lib/vifibnet/vifibnet.babeld.state", pidFile: "/var/lib/vifibnet/babeld.pid",
-    controlSocket: "/var/lib/vifibnet/vifibnet.babeld.sock",
+    controlSocket: "/var/lib/vifibnet/vifibnet.babeld.sock", logFile: "/var/log/vifibnet.babeld.log",
   });
   assert.deepEqual(argv, [
     "-C", "redistribute local ip 2001:db8:42:5::", "-C", "redistribute local deny", "-C", "in ip 2001:db8:42::/48", "-C", "in deny",
     "-d", "2", "-h", "4", "-H", "4", "-S", "/var/lib/vifibnet/vifibnet.babeld.state", "-I", "/var/lib/vifibnet/babeld.pid",
-    "-G", "/var/lib/vifibnet/vifibnet.babeld.sock", "-s", "-w", "vifibnet", "client1", "eth1",
+    "-G", "/var/lib/vifibnet/vifibnet.babeld.sock", "-L", "/var/log/vifibnet.babeld.log", "-s", "-w", "vifibnet", "client1", "eth1",
   ]);
   const plain = babeldArgv({
     network: networkFromSerial(0x120010db80042n), address: "2001:db8:42:5::", interfaces: ["vifibnet"],
     wireless: false, hello: 4, verbose: 2, stateFile: "/s", pidFile: "/p", controlSocket: null,
   });
-  assert.ok(!plain.includes("-G") && !plain.includes("-w"));
+  assert.ok(!plain.includes("-G") && !plain.includes("-w") && !plain.includes("-L"));
 });
 
 test("babel requests: retiring a tunnel re-declares it costly, restoring gives the defaults back", () => {
@@ -118,7 +126,9 @@ test("hooks report events on the daemon's socket and push the client its address
   const dir = mkdtempSync(join(tmpdir(), "vifibnet-hooks-"));
   try {
     const pushFile = join(dir, "client-connect.conf");
-    let r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "5/16", trusted_ip: "198.51.100.9" }, ["3", pushFile]);
+    let r = await runHook("ovpn-server", { script_type: "up", dev: "vifibnet-none" }, ["3", "2001:db8:42:5::/64"]);
+    assert.notEqual(r.code, 0, "no such interface: the up hook fails");
+    r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "5/16", trusted_ip: "198.51.100.9" }, ["3", pushFile]);
     assert.deepEqual(r, { code: 0, events: "client-connect 5/16 198.51.100.9\n" });
     assert.equal(readFileSync(pushFile, "utf8"), 'push "setenv-safe external_ip 198.51.100.9"\n');
     r = await runHook("ovpn-server", { script_type: "client-disconnect", common_name: "5/16", trusted_ip: "198.51.100.9" }, ["3"]);
@@ -132,6 +142,16 @@ test("hooks report events on the daemon's socket and push the client its address
     r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "6/16", trusted_ip6: "2001:db8:ffff::12" }, ["3", pushFile]);
     assert.deepEqual(r, { code: 0, events: "client-connect 6/16 2001:db8:ffff::12\n" });
     assert.equal(existsSync(pushFile), false, "nothing pushed");
+    // A revoked peer: refused (OpenVPN drops a client whose client-connect fails), reported.
+    const revoked = join(dir, "vifibnet.revoked");
+    writeFileSync(revoked, "7/16\n5/16\n");
+    r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "5/16", trusted_ip: "198.51.100.9", vifibnet_revoked: revoked }, ["3", pushFile]);
+    assert.deepEqual(r, { code: 1, events: "client-refused 5/16 198.51.100.9\n" });
+    assert.equal(existsSync(pushFile), false, "nothing pushed to a revoked peer");
+    r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "5/1", trusted_ip: "198.51.100.9", vifibnet_revoked: revoked }, ["3", pushFile]);
+    assert.deepEqual(r, { code: 0, events: "client-connect 5/1 198.51.100.9\n" }, "whole names only");
+    r = await runHook("ovpn-server", { script_type: "client-connect", common_name: "6/16", trusted_ip: "198.51.100.9", vifibnet_revoked: join(dir, "none") }, ["3", pushFile]);
+    assert.equal(r.code, 0, "no list (yet): everyone with a certificate of the CA");
     r = await runHook("ovpn-client", { script_type: "route-up" }, ["3;touch " + join(dir, "x")]);
     assert.equal(r.code, 1, "a descriptor that is not a number is refused");
   } finally {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { checkPrefixLength, planAllocation } from "../lib/registry/prefix";
+import { checkPrefixLength, parsePrefixArgument, planAllocation } from "../lib/registry/prefix";
+import { parseIpv6Prefix } from "../lib/utils/address";
 
 /** Applies plans to a model of the vpn table, as the database does. */
 function allocateMany(count: number, length: number): { allocated: string[]; free: Set<string> } {
@@ -52,4 +53,21 @@ test("prefix length must fit the network", () => {
   assert.equal(checkPrefixLength(16, 112), null);
   assert.match(checkPrefixLength(16, 113)!, /does not fit/);
   assert.match(checkPrefixLength(0, 48)!, /positive/);
+});
+
+test("an operator's prefix: the CN, the bit string, or an IPv6 address or subnet of the node (with the network)", () => {
+  const network = parseIpv6Prefix("2001:db8:42::/48")!;
+  assert.deepEqual(parsePrefixArgument("5/16", null), { prefix: "0000000000000101" });
+  assert.deepEqual(parsePrefixArgument("0000000000000101", null), { prefix: "0000000000000101" });
+  const inside = (text: string) => parsePrefixArgument(text, network) as { inside: string; length: number };
+  assert.equal(inside("2001:db8:42:5::").inside.slice(0, 16), "0000000000000101");
+  assert.equal(inside("2001:db8:42:5::/64").length, 16);
+  assert.equal(inside("2001:0db8:0042:0005:0000:0000:0000:0001").length, 80, "any spelling, any address of the subnet");
+  assert.match(parsePrefixArgument("2001:db8:42:5::", null) as string, /needs the network: give --ca/);
+  assert.match(parsePrefixArgument("2001:db8:43:5::/64", network) as string, /not inside the network/);
+  assert.match(parsePrefixArgument("2001:db8:42::/40", network) as string, /not inside the network/);
+  assert.match(parsePrefixArgument("70000/16", null) as string, /not a node's CN/);
+  assert.match(parsePrefixArgument("0/0", null) as string, /not a node's CN/);
+  assert.match(parsePrefixArgument("node5", null) as string, /not a prefix: give the CN/);
+  assert.match(parsePrefixArgument("2001:db8:zz::", network) as string, /not an IPv6 address or subnet/);
 });

@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import { RegistryDb } from "../lib/registry/db";
 import { Mailer } from "../lib/registry/mail";
 import { declareSignedParams } from "../lib/declaration";
-import { Registry, RpcFault, StrictModes, dispatch } from "../lib/registry/service";
+import { RETRY_WINDOW, Registry, RpcFault, StrictModes, dispatch } from "../lib/registry/service";
 import { loadCa } from "../lib/utils/cert";
 import { silentLogger } from "../lib/utils/log";
 import { RawXml, parseMethodResponse, serializeResponse } from "../lib/xmlrpc";
@@ -82,9 +82,24 @@ test("a bad request leaves the token usable", async () => {
   rejectsWith(() => r.registry.requestCertificate(t, makeCsr({ bits: 1024 }).csr), "ValueError", /1024 bits; at least 2048/);
   rejectsWith(() => r.registry.requestCertificate(t, makeCsr({ tamper: true }).csr), "ValueError", /signature does not match/);
   assert.ok(r.db.getToken(t));
-  assert.ok(r.registry.requestCertificate(t, goodCsr.csr).startsWith("-----BEGIN CERTIFICATE-----"));
-  rejectsWith(() => r.registry.requestCertificate(t, goodCsr.csr), "LookupError", /unknown or already used token/);
+  const first = { address: "192.0.2.1", connection: 1 };
+  const cert = r.registry.requestCertificate(t, goodCsr.csr, first);
+  assert.ok(cert.startsWith("-----BEGIN CERTIFICATE-----"));
+  rejectsWith(() => r.registry.requestCertificate(t, goodCsr.csr, first), "LookupError", /unknown or already used token/);
 });
+
+test("a retried request (same token, same key, another connection, within minutes) gets the certificate already issued", async () => {
+  const r = setup();
+  const t = await token(r);
+  const cert = r.registry.requestCertificate(t, goodCsr.csr, { address: "192.0.2.1", connection: 1 });
+  // The reply was lost: the client asks again on a new connection.
+  assert.equal(r.registry.requestCertificate(t, goodCsr.csr, { address: "192.0.2.1", connection: 2 }), cert);
+  rejectsWith(() => r.registry.requestCertificate(t, makeCsr().csr, { address: "192.0.2.1", connection: 3 }), "LookupError", /unknown or already used token/);
+  r.clock.now += RETRY_WINDOW + 1;
+  rejectsWith(() => r.registry.requestCertificate(t, goodCsr.csr, { address: "192.0.2.1", connection: 4 }), "LookupError", /unknown or already used token/);
+  assert.equal(r.db.allocations().length, 1, "one prefix allocated, whatever the retries");
+});
+
 
 test("an unreachable mail host faults and leaves no token behind", async () => {
   const r = setup();

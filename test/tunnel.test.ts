@@ -1,5 +1,5 @@
 // The tunnel policy (SPEC section 6), run as pure functions: dead tunnels,
-// weakest, protected 20%, refill, LAN blacklist, 12-interface cap,
+// weakest, protected 20%, refill, LAN blacklist, revoked peers, 12-interface cap,
 // replacement before close, settling and draining times, malformed peers.
 
 import assert from "node:assert/strict";
@@ -224,6 +224,16 @@ describe("planRefresh", () => {
     const dead = planRefresh(state([tunnel(3, "client1", { state: "dead" })], {}, [cand(3, -1)]), params());
     assert.deepEqual(summary(dead), ["close client1 dead -1"]);
     assert.deepEqual(dead.skipped, [{ prefix: p(3), reason: "in-use" }]);
+  });
+
+  test("a revoked peer: its tunnel closes and its row goes, even a dead or retiring one; never opened again", () => {
+    const tunnels = [tunnel(1, "client1"), tunnel(7, "client2"), tunnel(8, "client3", { state: "dead" }), tunnel(9, "client4", { state: "retiring" })];
+    const plan = planRefresh({ ...state(tunnels, {}, [cand(7), cand(20), cand(21)]), revoked: [p(7), p(8), p(9), p(20)] }, params({ connectionCount: 6, refreshRate: 0 }));
+    assert.deepEqual(summary(plan), [
+      "close client3 dead remove", "close client2 revoked remove", "close client4 revoked remove", "open client3 21",
+    ]);
+    assert.deepEqual(plan.skipped.map((s) => [parseInt(s.prefix, 2), s.reason]), [[7, "revoked"], [20, "revoked"]]);
+    execute(tunnels, plan, 1);
   });
 
   test("at the 12-interface cap a weak tunnel closes just before its replacement takes its interface", () => {

@@ -29,7 +29,7 @@ function world(opts: { babelWorks?: boolean; retire?: () => Promise<boolean> } =
       const done = new Promise<void>((res) => (exited = res));
       const proc = { events, stopped: false, exit: () => { exited(); events.exited("was killed by SIGKILL"); } };
       procs.set(iface, proc);
-      return { pid: 100 + procs.size, stop: async () => { log.push(`stop ${iface}`); proc.stopped = true; exited(); await done; } };
+      return { pid: 100 + procs.size, stop: async () => { log.push(`stop ${iface}`); proc.stopped = true; exited(); await done; }, negotiation: () => null };
     },
     babel: {
       retire: async (iface) => (log.push(`babel retire ${iface}`), opts.retire ? opts.retire() : babelWorks),

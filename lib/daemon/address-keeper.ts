@@ -1,10 +1,12 @@
-// Self-healing of the node address: every quarter hello, the daemon checks
-// that each running server's interface is up and holds the node address
-// (SPEC section 6: the server's --up hook puts it there), and puts back what
-// is missing. Deleting the address, a link flap (an interface set down loses
-// its IPv6 addresses) or an operator's mistake is repaired within one hello,
-// without a restart. The reads of /proc and /sys and the `ip` runner are
-// handed in; the decision is pure.
+// Self-healing of the node address: each running server's interface must be
+// up and hold the node address (SPEC section 6: the server's --up hook puts
+// it there), and what is missing is put back. Deleting the address, a link
+// flap (an interface set down loses its IPv6 addresses) or an operator's
+// mistake is repaired at once, without a restart. The daemon looks when the
+// kernel reports a change of links or addresses (`ip monitor`, handed in as
+// `watch`), and every SAFETY_HELLOS hellos in case a report was lost, so an
+// idle node does not wake up for it. The reads of /proc and /sys and the
+// `ip` runner are handed in; the decision is pure.
 
 import { Bits, ipv6ToBits } from "../utils/address";
 import type { Logger } from "../utils/log";
@@ -47,13 +49,26 @@ export function repairs(ifaces: readonly string[], address: Bits, ifInet6: strin
   return out;
 }
 
+/** Hellos between two looks when the kernel reports nothing. */
+export const SAFETY_HELLOS = 4;
+/** A burst of reports (a link going down takes its addresses with it) is one look, this long after the first. */
+export const WATCH_DELAY_MS = 50;
+
+/** Reports of changes to links and addresses (`ip monitor`), as the keeper takes them. */
+export interface Watch {
+  /** Starts reporting to `changed` (also once when it (re)starts: it may have missed changes meanwhile). */
+  start(changed: () => void): void;
+  stop(): Promise<void>;
+}
+
 export interface KeeperDeps {
-  /** The interfaces to keep (those of running servers). */
+  /** The interfaces to keep (those of servers whose up hook has run). */
   interfaces(): string[];
   readIfInet6(): string;
   isUp(iface: string): boolean | null;
   /** Runs `ip` with these arguments; rejects with its error. */
   ip(args: string[]): Promise<void>;
+  watch: Watch;
   timers: Timers;
   now: () => number;
   logger: Logger;
@@ -61,6 +76,9 @@ export interface KeeperDeps {
 
 export class AddressKeeper {
   private timer: Timer | null = null;
+  private soon: Timer | null = null;
+  private checking: Promise<void> | null = null;
+  private again = false;
   private stopped = false;
   private readonly bits: Bits;
   restores = 0;
@@ -72,14 +90,41 @@ export class AddressKeeper {
   }
 
   start(): void {
+    this.deps.watch.start(() => this.changed());
     this.schedule();
   }
 
+  /** The safety look, every SAFETY_HELLOS hellos. */
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = this.deps.timers.after((this.hello * 1000) / 4, () => {
+    this.timer = this.deps.timers.after(this.hello * 1000 * SAFETY_HELLOS, () => {
       this.timer = null;
-      void this.check().finally(() => this.schedule());
+      this.look();
+      this.schedule();
+    });
+  }
+
+  /** The kernel reported a change: one look shortly (a burst of reports is one look). */
+  changed(): void {
+    if (this.stopped || this.soon !== null) return;
+    this.soon = this.deps.timers.after(WATCH_DELAY_MS, () => {
+      this.soon = null;
+      this.look();
+    });
+  }
+
+  /** A look, or one more after the one under way (its repairs may race the change). */
+  private look(): void {
+    if (this.checking) {
+      this.again = true;
+      return;
+    }
+    this.checking = this.check().finally(() => {
+      this.checking = null;
+      if (this.again && !this.stopped) {
+        this.again = false;
+        this.look();
+      }
     });
   }
 
@@ -102,5 +147,8 @@ export class AddressKeeper {
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.soon?.cancel();
+    await this.deps.watch.stop();
+    await this.checking;
   }
 }

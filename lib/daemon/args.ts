@@ -8,7 +8,7 @@
 
 import { REMAINDER } from "argparse";
 import { isIP } from "node:net";
-import { MAX_ADDRESS_ITEMS, PeerAddress } from "../utils/address";
+import { MAX_ADDRESS_ITEMS, PeerAddress, remoteUnicastProblem } from "../utils/address";
 import { ArgsError, LegacyParser, pyFloat, pyInt, pyNum, pyRepr } from "./python";
 
 export type ServerProto = "udp" | "tcp-server";
@@ -241,6 +241,9 @@ function check(parser: LegacyParser, a: RawArgs): DaemonConfig {
     if (a.address.length > MAX_ADDRESS_ITEMS) fail(`argument --ip: at most ${MAX_ADDRESS_ITEMS} addresses`);
     address = a.address.map(([ip, port, proto]) => {
       if (isIP(ip) === 0 || ip.includes("%")) fail(`argument --ip: ${pyRepr(ip)} is not an IPv4 or IPv6 address`);
+      // The registry and every node refuse it: one line now rather than a node nobody dials.
+      const unreachable = remoteUnicastProblem(ip);
+      if (unreachable !== null) fail(`argument --ip: ${pyRepr(ip)} is ${unreachable}, which no other node can reach`);
       if (!isPort(port)) fail(`argument --ip: ${pyRepr(port)} is not a port number (1-65535)`);
       if (!ipProtos.includes(proto as PeerAddress["proto"])) fail(`argument --ip: invalid choice: ${pyRepr(proto)} (choose from ${choices(ipProtos)})`);
       return { ip, port: Number(port), proto: proto as PeerAddress["proto"] };

@@ -42,6 +42,7 @@ export interface BabelStatus {
 export class Babel {
   readonly control: BabelControl;
   readonly supervisor: Supervisor;
+  private child: Child | null = null;
 
   constructor(private readonly s: BabelSetup, logs: LogFiles, deps: { timers: Timers; now: () => number; logger: Logger }) {
     const pidFile = resolve(s.state, "vifibnet.babeld.pid");
@@ -49,19 +50,27 @@ export class Babel {
     const usable = fitsSocketPath(socket);
     if (!usable) deps.logger.warn(`--state path too long for babeld's control socket (${socket}): tunnels will close without first moving routes off them`);
     this.control = new BabelControl(usable ? socket : null, s.wireless, deps.logger);
+    // babeld writes its log itself (-L), where the daemon writes what it
+    // prints before opening it (an argument it refuses, say): its debug
+    // output is the one child output that never stops.
     const log = logs.open("vifibnet.babeld.log");
     const argv = babeldArgv({
       network: s.network, address: s.address, interfaces: s.interfaces, wireless: s.wireless, hello: s.hello, verbose: s.verbose,
-      stateFile: resolve(s.state, "vifibnet.babeld.state"), pidFile, controlSocket: this.control.path,
+      stateFile: resolve(s.state, "vifibnet.babeld.state"), pidFile, controlSocket: this.control.path, logFile: log.path,
     });
     this.supervisor = new Supervisor("babeld", () => {
       // What a babeld killed with SIGKILL leaves behind would stop the next one.
       clearStalePidFile(pidFile);
       if (usable) rmSync(socket, { force: true });
-      const child = new Child("babeld", s.babeld, argv, { log });
+      const child = (this.child = new Child("babeld", s.babeld, argv, { log }));
       deps.logger.log(1, `Started babeld (pid ${child.pid})`);
       return child;
     }, { ...deps, logPath: log.path });
+  }
+
+  /** SIGHUP: babeld reopens its log file (SIGUSR2 also has it check its interfaces now, which is harmless). */
+  reopenLog(): void {
+    this.child?.signal("SIGUSR2");
   }
 
   /** Checks, before anything starts, that no other babeld holds our pid file. */

@@ -3,7 +3,6 @@
 // the services need (routes, interface counters and flags, addresses). Only
 // reads; what to do about them is decided elsewhere.
 
-import { X509Certificate } from "node:crypto";
 import { accessSync, constants as fsConstants, existsSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import { counterValue } from "../tunnel";
@@ -45,9 +44,6 @@ export interface Identity {
   caPath: string;
   certPath: string;
   dhPath: string;
-  /** notAfter of the certificate and of the CA. */
-  certExpires: Date;
-  caExpires: Date;
   peersDbPath: string;
   openvpn: string;
   babeld: string;
@@ -97,9 +93,7 @@ export function startupChecks(cfg: DaemonConfig, uid: number | undefined = proce
   }
   return {
     network, prefix: cert.prefix, commonName: cert.commonName, address: nodeAddress(network, cert.prefix), sha1: cert.sha1,
-    caPath: resolve(cfg.ca), certPath: resolve(cfg.cert), dhPath: resolve(cfg.dh),
-    certExpires: new Date(new X509Certificate(certPem).validTo), caExpires: new Date(new X509Certificate(caPem).validTo),
-    peersDbPath, openvpn, babeld,
+    caPath: resolve(cfg.ca), certPath: resolve(cfg.cert), dhPath: resolve(cfg.dh), peersDbPath, openvpn, babeld,
   };
 }
 

@@ -10,30 +10,38 @@
 //   babel            babeld, supervised, and its control socket (./babel.ts)
 //   address keeper   the node address back on the server interfaces (./address-keeper.ts)
 //   advertiser       what we advertise: --ip, UPnP, or what peers report (./advertiser.ts)
-//   peers refresh    declare, getPeerList into peers.db (./peers.ts)
+//   peers refresh    declare, getPeerList into peers.db (./peers.ts); then the CA
+//                    (./ca-refresh.ts) and the revocation list (./revocations.ts)
 //   tunnel refresh   observe, plan (lib/tunnel.ts), execute (./tunnels.ts)
+//   renewal          the node certificate, at start and daily (./renewal.ts)
 
 import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { PeersDb } from "../db";
 import { declarationKey } from "../declaration";
 import { strictnessCosts } from "../legacy-peers";
+import { NegotiationLog } from "../ovpn-log";
 import { OpenvpnCommon, openvpnClientArgv } from "../plib";
-import { CLIENT_INTERFACES } from "../tunnel";
+import { RpcClient } from "../rpc-client";
+import { CLIENT_INTERFACES, DRAIN_HELLOS } from "../tunnel";
 import { bitsToIpv6 } from "../utils/address";
 import { Logger, createLogger } from "../utils/log";
 import { systemTimers } from "../utils/timers";
 import { Igd, discoverIgd } from "../upnpigd";
 import { AddressKeeper } from "./address-keeper";
+import { CaRefresh } from "./ca-refresh";
 import { Advertiser } from "./advertiser";
 import { DaemonConfig, parseDaemonArgs, progName } from "./args";
 import { Babel } from "./babel";
 import { Child, EVENT_FD, describeExit, killAllNow } from "./children";
 import { ControlServer, controlSocketPath, statusCommand } from "./control";
+import { IpMonitor } from "./ip-monitor";
 import { Identity, enableForwarding, interfaceBytes, interfaceUp, readIfInet6, readRoutes, startupChecks } from "./host";
 import { LogFiles } from "./logs";
 import { PeersRefresh } from "./peers";
-import { Server } from "./servers";
+import { CertificateRenewal } from "./renewal";
+import { Revocations } from "./revocations";
+import { Server, ServerRestarts } from "./servers";
 import { Status, buildStatus } from "./status";
 import { TunnelRefresh } from "./tunnel-refresh";
 import { Tunnels } from "./tunnels";
@@ -55,6 +63,10 @@ function ip(args: string[]): Promise<void> {
 export class Daemon {
   private readonly db: PeersDb;
   private readonly logs: LogFiles;
+  private readonly babel: Babel;
+  private readonly restarts: ServerRestarts;
+  private readonly revocations: Revocations;
+  private readonly rpc: RpcClient;
   private readonly services: Service[];
   private readonly started: Service[] = [];
   private readonly snapshot: () => Promise<Status>;
@@ -68,23 +80,32 @@ export class Daemon {
       hello: cfg.hello, verbose: cfg.verbose, ca: id.caPath, cert: id.certPath, openvpnArgs: cfg.openvpnArgs, hookDir: HOOK_DIR, eventFd: EVENT_FD, legacy: !cfg.noLegacy,
     };
     const subnet = `${id.address}/${id.network.length + id.prefix.length}`;
-    const servers = cfg.pp.map((_, index) => new Server({ index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet }, logs, deps));
+    const revocations: Revocations = (this.revocations = new Revocations(cfg.state, {
+      ...deps, caPath: id.caPath, ownPrefix: id.prefix, removePeers: (l) => db.removePeers(l), closeTunnels: () => refresh.refreshSoon(),
+      dropConnected: (cns): Promise<void> => restarts.request("a revoked peer was connected", { which: (s: Server) => cns.some((cn) => s.serves(cn)), graceful: false }),
+    }));
+    const servers: Server[] = cfg.pp.map((_, index) => new Server({
+      index, pp: cfg.pp, common, openvpn: id.openvpn, dh: id.dhPath, maxClients: cfg.connectionCount, subnet, revokedFile: revocations.cnFile,
+    }, logs, deps));
     const babel = new Babel({
       babeld: id.babeld, state: cfg.state, network: id.network, prefix: id.prefix, address: id.address, wireless: cfg.wireless, hello: cfg.hello,
       verbose: cfg.verbose, interfaces: [...servers.map((s) => s.iface), ...CLIENT_INTERFACES, ...cfg.interfaces],
     }, logs, deps);
     babel.checkPidFile(); // another daemon's babeld: stop before anything starts
+    this.babel = babel;
+    const monitor = new IpMonitor("ip", deps);
     const keeper = new AddressKeeper(id.address, subnet, cfg.hello, {
-      ...deps, interfaces: () => servers.filter((s) => s.running()).map((s) => s.iface), readIfInet6, isUp: interfaceUp, ip,
+      ...deps, interfaces: () => servers.filter((s) => s.ready()).map((s) => s.iface), readIfInet6, isUp: interfaceUp, ip, watch: monitor,
     });
     const advertiser = new Advertiser(cfg.address, cfg.pp, cfg.tunnelRefresh, { ...deps, discover, onChange: () => peers.restart() });
     const tunnels = new Tunnels({
       ...deps, babel: babel.control, peers: db, onReport: (p, ext) => advertiser.report(p, ext), onClosed: (p) => advertiser.forget(p),
       spawn: (iface, prefix, remotes, events) => {
         const log = logs.open(`vifibnet.client.${prefix}.log`);
+        const negotiation = new NegotiationLog();
         try {
-          return new Child(`client ${iface}`, id.openvpn, openvpnClientArgv(common, iface, prefix, remotes), {
-            log,
+          const child = new Child(`client ${iface}`, id.openvpn, openvpnClientArgv(common, iface, prefix, remotes), {
+            log: { write: (chunk) => (log.write(chunk), negotiation.chunk(chunk)) },
             onEvent: (type, arg) => {
               const [external, remote] = arg.split(" ");
               if (type === "route-up") events.up(external || null, remote || null);
@@ -93,6 +114,7 @@ export class Daemon {
             onExit: (s) => events.exited(describeExit(s)),
             onOutputEnd: () => logs.close(log),
           });
+          return { pid: child.pid, stop: () => child.stop(), negotiation: () => negotiation.tunnel() };
         } catch (e) {
           logs.close(log);
           throw e;
@@ -102,17 +124,35 @@ export class Daemon {
     const refresh = new TunnelRefresh({
       connectionCount: cfg.connectionCount, refreshRate: cfg.refreshRate, hello: cfg.hello, tunnelRefresh: cfg.tunnelRefresh,
       network: id.network, ownPrefix: id.prefix, lanInterfaces: cfg.interfaces,
-    }, { ...deps, tunnels, candidates: () => db.unusedPeers(), removePeers: (l) => db.removePeers(l), routes: readRoutes, bytes: interfaceBytes, rng: Math.random });
+    }, {
+      ...deps, tunnels, candidates: () => db.unusedPeers(), removePeers: (l) => db.removePeers(l), revoked: () => revocations.revoked(),
+      routes: readRoutes, bytes: interfaceBytes, rng: Math.random,
+    });
+    // A new certificate or CA: the servers restarted one by one, drained first, each given two hellos for its peers to come back.
+    const restarts: ServerRestarts = (this.restarts = new ServerRestarts(servers, { ...deps, babel: babel.control }, {
+      settleMs: 2 * cfg.hello * 1000, drainMs: DRAIN_HELLOS * cfg.hello * 1000,
+    }));
+    const restartServers = (why: string): Promise<void> => restarts.request(why, { graceful: true });
+    const ca = new CaRefresh(id.caPath, { ...deps, restartServers });
+    const rpc = (this.rpc = new RpcClient(cfg.server, cfg.serverPort));
+    const renewal = new CertificateRenewal(id.certPath, { ...deps, rpc, key: () => declarationKey(cfg.openvpnArgs), ca: () => ca.current(), restartServers });
     const peers = new PeersRefresh(
       { server: cfg.server, port: cfg.serverPort, nodeIp: id.address, ownPrefix: id.prefix, refreshInterval: cfg.peersDbRefresh },
-      { ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan, key: () => declarationKey(cfg.openvpnArgs) },
+      {
+        ...deps, db, address: () => advertiser.current(), lan: () => refresh.lan, revoked: () => revocations.revoked(), key: () => declarationKey(cfg.openvpnArgs),
+        // The revocation list is checked against ca.pem: the CA first.
+        afterRound: async (registry) => {
+          await ca.check(registry);
+          if (!this.stopping) await revocations.check(registry);
+        },
+      },
     );
     const startedAt = Date.now();
     this.snapshot = async () => buildStatus({
-      startedAt, now: Date.now(), id, subnet, addressRestores: { count: keeper.restores, last: keeper.lastRestore },
+      startedAt, now: Date.now(), id, certificate: renewal.status(), ca: ca.status(), revocation: revocations.status(), subnet, addressRestores: { count: keeper.restores, last: keeper.lastRestore },
       advertised: advertiser.status(), registry: peers.status(), servers: servers.map((s) => s.status()), tunnels: tunnels.info(),
       bytes: interfaceBytes, routes: refresh.routesPerInterface(), refresh: { ...refresh.status(), closed: tunnels.closed },
-      babel: await babel.status(), children: [babel.supervisor.status(), ...servers.map((s) => s.supervisor.status())],
+      babel: await babel.status(), children: [babel.supervisor.status(), ...servers.map((s) => s.supervisor.status()), ...[monitor.status()].filter((c) => c !== null)],
     });
     const control = new ControlServer(controlSocketPath(cfg.state), { status: this.snapshot }, logger);
     const named = <T extends { start(): void | Promise<void>; stop(): Promise<void> }>(name: string, s: T): Service =>
@@ -120,6 +160,7 @@ export class Daemon {
     this.services = [
       named("control socket", control), ...servers.map((s) => named(`OpenVPN server ${s.port}/${s.proto}`, s)), named("babeld", babel),
       named("address keeper", keeper), named("advertiser", advertiser), named("peers refresh", peers), named("tunnel refresh", refresh),
+      named("certificate renewal", renewal),
     ];
   }
 
@@ -133,7 +174,8 @@ export class Daemon {
       if (cause === "--no-legacy") logger.log(0, `${cause}: ${cost}`);
       else logger.warn(`OpenVPN argument ${cause}: ${cost}`);
     }
-    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run with --no-legacy or a stricter --tls-cert-profile; renew it when the network's registry signs with SHA-256`);
+    if (id.sha1) logger.warn(`${cfg.cert} is signed with SHA-1 (a legacy registry's): peers accept it unless they run with --no-legacy or a stricter --tls-cert-profile; the daemon renews it from the registry (renewCertificate, SHA-256)`);
+    this.revocations.load(); // before any server: its hook reads the revoked names
     const reset = this.db.resetUsed();
     if (reset > 0) logger.log(3, `Marked ${reset} peer(s) free: the previous run's tunnels are gone`);
     logger.log(1, `Node address ${id.address}, network ${bitsToIpv6(id.network)}/${id.network.length}`);
@@ -152,6 +194,7 @@ export class Daemon {
   /** SIGHUP: the log files again, for logrotate. */
   reopenLogs(): void {
     const r = this.logs.reopenAll();
+    this.babel.reopenLog();
     this.logger.log(1, `SIGHUP: reopened ${r.reopened} log file(s) in ${this.cfg.log}`);
     for (const e of r.errors) this.logger.warn(e);
   }
@@ -160,6 +203,8 @@ export class Daemon {
   stop(): Promise<number> {
     this.stopping ??= (async () => {
       this.logger.log(1, "Stopping");
+      this.restarts.stop();
+      this.rpc.close(); // a renewal under way fails now rather than holding the stop
       for (const s of [...this.started].reverse()) {
         try {
           await s.stop();

@@ -1,11 +1,12 @@
 // The peers DB refresh as a service of the daemon (lib/peers-refresh.ts runs
 // the rounds): it declares what the advertiser says, starts a round at once
-// when that changes, and remembers the registry's last answers for
+// when that changes, hands the registry to what else asks it each round (the
+// CA, the revocation list), and remembers the registry's last answers for
 // `vifibnet status`.
 
 import type { KeyObject } from "node:crypto";
 import type { PeersDb } from "../db";
-import { PeersRefreshResult, runPeersRefresh } from "../peers-refresh";
+import { PeersRefreshResult, RpcCaller, runPeersRefresh } from "../peers-refresh";
 import { RpcClient } from "../rpc-client";
 import type { Bits } from "../utils/address";
 import type { Logger } from "../utils/log";
@@ -37,8 +38,12 @@ export interface PeersDeps {
   address(): string | null;
   /** Peers on the LAN, never stored. */
   lan(): Iterable<Bits>;
+  /** Revoked peers, never stored either. */
+  revoked(): Iterable<Bits>;
   /** Our certificate's key, to declare signed (lib/declaration.ts), or null. */
   key(): KeyObject | null;
+  /** What else asks the registry at each round that reached it (the CA, the revocation list); never rejects. */
+  afterRound?: (rpc: RpcCaller) => Promise<void>;
   timers: Timers;
   now: () => number;
   logger: Logger;
@@ -47,6 +52,8 @@ export interface PeersDeps {
 export class PeersRefresh {
   private readonly rpc: RpcClient;
   private stopLoop: (() => void) | null = null;
+  /** What runs after a round (afterRound), until it is done. */
+  private after: Promise<void> | null = null;
   private stopped = false;
   private readonly state: RegistryStatus;
 
@@ -63,7 +70,7 @@ export class PeersRefresh {
         this.state.address = deps.address();
         return {
           rpc: this.rpc, db: deps.db, nodeIp: s.nodeIp, ownPrefix: s.ownPrefix, address: this.state.address, key: deps.key(),
-          refreshInterval: s.refreshInterval, now: deps.now, logger: deps.logger, lan: deps.lan(),
+          refreshInterval: s.refreshInterval, now: deps.now, logger: deps.logger, lan: [...deps.lan(), ...deps.revoked()],
         };
       },
       deps.timers,
@@ -78,6 +85,11 @@ export class PeersRefresh {
     this.state.declared = r.declared;
     this.state.nextRefresh = r.nextAt;
     this.deps.logger.log(3, `Next peers DB refresh in ${r.delayS} s`);
+    if (r.ok && !this.stopped && this.deps.afterRound && this.after === null) {
+      this.after = this.deps.afterRound(this.rpc)
+        .catch((e: unknown) => this.deps.logger.warn(`after the peers DB refresh: ${(e as Error).message}`))
+        .finally(() => (this.after = null));
+    }
   }
 
   /** Our address changed: declare it now rather than at the next round. */
@@ -90,7 +102,8 @@ export class PeersRefresh {
   async stop(): Promise<void> {
     this.stopped = true;
     this.stopLoop?.();
-    this.rpc.close();
+    this.rpc.close(); // a call under way fails now
+    await this.after; // before peers.db closes
   }
 
   status(): RegistryStatus {

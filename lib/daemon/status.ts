@@ -6,12 +6,17 @@
 
 import type { AddressSource } from "../advertise";
 import type { BabelNeighbour } from "../babel-control";
+import { isLegacyNegotiation, type Negotiation } from "../ovpn-log";
 import type { CloseReason, TunnelState } from "../tunnel";
 import { bitsToIpv6, prefixToCn } from "../utils/address";
 import type { AdvertisedStatus } from "./advertiser";
+import type { RenewalReason } from "../renewal";
 import type { BabelStatus } from "./babel";
+import type { CaStatus } from "./ca-refresh";
 import type { Identity } from "./host";
 import type { RegistryStatus } from "./peers";
+import type { RenewalStatus } from "./renewal";
+import type { RevocationStatus } from "./revocations";
 import type { ServerStatus } from "./servers";
 import type { ChildStatus } from "./supervisor";
 import type { RefreshStatus } from "./tunnel-refresh";
@@ -28,14 +33,26 @@ export interface CertificateView {
   daysLeft: number;
 }
 
+/** What a tunnel negotiated (lib/ovpn-log.ts); all null until OpenVPN logged it. */
+export interface NegotiationView {
+  tlsVersion: string | null;
+  tlsCipher: string | null;
+  dataCipher: string | null;
+  /** A legacy peer's terms: TLS below 1.2 or a data cipher without AEAD (BF-CBC). */
+  legacy: boolean | null;
+}
+
 export interface Status {
   version: typeof STATUS_VERSION;
   pid: number;
   startedAt: string;
   time: string;
   node: { address: string; subnet: string; prefix: string; commonName: string; network: string; addressRestores: number; lastAddressRestore: Time };
-  certificate: CertificateView & { sha1: boolean };
-  ca: CertificateView;
+  certificate: CertificateView & {
+    sha1: boolean;
+    renewal: { due: RenewalReason | null; lastAttempt: Time; lastError: { at: string; message: string } | null; renewedAt: Time; nextCheck: Time };
+  };
+  ca: CertificateView & { checked: Time; renewedAt: Time; mismatch: string | null };
   advertised: {
     addresses: string | null;
     source: AddressSource;
@@ -46,13 +63,17 @@ export interface Status {
   };
   registry: { url: string; lastSuccess: Time; lastError: { at: string; message: string } | null; nextRefresh: Time; declared: boolean | null };
   servers: Array<{
-    interface: string; port: number; proto: string; pid: number | null; running: boolean;
-    peers: Array<{ prefix: string | null; commonName: string; remote: string | null; since: string }>;
+    interface: string; port: number; proto: string; pid: number | null; running: boolean; refused: number;
+    peers: Array<{ prefix: string | null; commonName: string; remote: string | null; since: string } & NegotiationView>;
   }>;
   tunnels: Array<{
     interface: string; prefix: string; address: string; remote: string | null; state: TunnelState; since: string; openedAt: string;
     pid: number | null; bytes: number | null; routes: number;
-  }>;
+  } & NegotiationView>;
+  revocation: {
+    issued: Time; revoked: Array<{ prefix: string; commonName: string; since: string; reason: string | null }>;
+    fetched: Time; lastError: { at: string; message: string } | null;
+  };
   refresh: { wanted: number; last: Time; next: Time; closed: Record<CloseReason, number> };
   babel: {
     answered: boolean; error: string | null; neighbours: Array<Omit<BabelNeighbour, "iface"> & { interface: string }>; routes: number;
@@ -66,6 +87,9 @@ export interface StatusSources {
   startedAt: number;
   now: number;
   id: Identity;
+  certificate: RenewalStatus;
+  ca: CaStatus;
+  revocation: RevocationStatus;
   subnet: string;
   addressRestores: { count: number; last: number | null };
   advertised: AdvertisedStatus;
@@ -83,9 +107,17 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): Time => (ms === null ? null : iso(ms));
 const DAY_MS = 86_400_000;
 
-function certificate(path: string, notAfter: Date, now: number): CertificateView {
-  return { path, notAfter: notAfter.toISOString(), daysLeft: Math.floor((notAfter.getTime() - now) / DAY_MS) };
+function negotiationView(n: Negotiation | null): NegotiationView {
+  return n === null
+    ? { tlsVersion: null, tlsCipher: null, dataCipher: null, legacy: null }
+    : { tlsVersion: n.tlsVersion, tlsCipher: n.tlsCipher, dataCipher: n.dataCipher, legacy: isLegacyNegotiation(n) };
 }
+
+function certificate(path: string, notAfter: number, now: number): CertificateView {
+  return { path, notAfter: iso(notAfter), daysLeft: Math.floor((notAfter - now) / DAY_MS) };
+}
+
+const error = (e: { at: number; message: string } | null): { at: string; message: string } | null => e && { at: iso(e.at), message: e.message };
 
 export function buildStatus(s: StatusSources): Status {
   const { id, now } = s;
@@ -96,8 +128,14 @@ export function buildStatus(s: StatusSources): Status {
       network: `${bitsToIpv6(id.network)}/${id.network.length}`,
       addressRestores: s.addressRestores.count, lastAddressRestore: isoOrNull(s.addressRestores.last),
     },
-    certificate: { ...certificate(id.certPath, id.certExpires, now), sha1: id.sha1 },
-    ca: certificate(id.caPath, id.caExpires, now),
+    certificate: {
+      ...certificate(s.certificate.path, s.certificate.notAfter, now), sha1: s.certificate.sha1,
+      renewal: {
+        due: s.certificate.due, lastAttempt: isoOrNull(s.certificate.lastAttempt), lastError: error(s.certificate.lastError),
+        renewedAt: isoOrNull(s.certificate.renewedAt), nextCheck: isoOrNull(s.certificate.nextCheck),
+      },
+    },
+    ca: { ...certificate(s.ca.path, s.ca.notAfter, now), checked: isoOrNull(s.ca.checked), renewedAt: isoOrNull(s.ca.renewedAt), mismatch: s.ca.mismatch },
     advertised: {
       addresses: s.advertised.addresses, source: s.advertised.source, since: isoOrNull(s.advertised.since),
       reports: s.advertised.reports.map((r) => ({ prefix: r.prefix, ip: r.ip, at: iso(r.at) })),
@@ -105,16 +143,20 @@ export function buildStatus(s: StatusSources): Status {
     },
     registry: {
       url: s.registry.url, lastSuccess: isoOrNull(s.registry.lastSuccess), nextRefresh: isoOrNull(s.registry.nextRefresh),
-      lastError: s.registry.lastError && { at: iso(s.registry.lastError.at), message: s.registry.lastError.message }, declared: s.registry.declared,
+      lastError: error(s.registry.lastError), declared: s.registry.declared,
     },
     servers: s.servers.map((v) => ({
-      interface: v.iface, port: v.port, proto: v.proto, pid: v.child.pid, running: v.child.running,
-      peers: v.peers.map((p) => ({ prefix: p.prefix, commonName: p.commonName, remote: p.remote, since: iso(p.since) })),
+      interface: v.iface, port: v.port, proto: v.proto, pid: v.child.pid, running: v.child.running, refused: v.refused,
+      peers: v.peers.map((p) => ({ prefix: p.prefix, commonName: p.commonName, remote: p.remote, since: iso(p.since), ...negotiationView(p.negotiation) })),
     })),
     tunnels: s.tunnels.map((t) => ({
       interface: t.iface, prefix: t.prefix, address: t.address, remote: t.remote, state: t.state, since: iso(t.since), openedAt: iso(t.openedAt),
-      pid: t.pid, bytes: s.bytes(t.iface), routes: s.routes.get(t.iface) ?? 0,
+      pid: t.pid, bytes: s.bytes(t.iface), routes: s.routes.get(t.iface) ?? 0, ...negotiationView(t.negotiation),
     })),
+    revocation: {
+      issued: isoOrNull(s.revocation.issued), fetched: isoOrNull(s.revocation.fetched), lastError: error(s.revocation.lastError),
+      revoked: s.revocation.revoked.map((r) => ({ prefix: r.prefix, commonName: r.cn, since: iso(r.since * 1000), reason: r.reason })),
+    },
     refresh: { wanted: s.refresh.wanted, last: isoOrNull(s.refresh.last), next: isoOrNull(s.refresh.next), closed: { ...s.refresh.closed } },
     babel: {
       answered: s.babel.answered, error: s.babel.error, routes: s.babel.routes,
@@ -158,6 +200,12 @@ function columns(rows: string[][], indent = "  "): string[] {
   return rows.map((r) => (indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ")).trimEnd());
 }
 
+/** "TLSv1.3 AES-256-GCM", "TLSv1 BF-CBC (legacy)", or "" before the handshake. */
+function negotiated(n: NegotiationView): string {
+  if (n.tlsVersion === null) return "";
+  return `${n.tlsVersion} ${n.dataCipher ?? "?"}${n.legacy ? " (legacy)" : ""}`;
+}
+
 const SOURCE: Record<AddressSource, string> = { ip: "--ip", upnp: "UPnP mapping", peers: "learned from peers", none: "nothing yet" };
 
 /** The compact view `vifibnet status` prints without --json. */
@@ -167,8 +215,12 @@ export function formatStatus(s: Status): string {
   const n = s.node;
   out.push(`node ${n.address} (${n.commonName}, ${n.subnet}) in ${n.network}, pid ${s.pid}, up ${duration(now - Date.parse(s.startedAt))}` +
     (n.addressRestores > 0 ? `; address restored ${n.addressRestores} time(s), last ${ago(n.lastAddressRestore, now)}` : ""));
-  out.push(`certificate until ${s.certificate.notAfter.slice(0, 10)} (${s.certificate.daysLeft} days)${s.certificate.sha1 ? ", signed with SHA-1" : ""}; ` +
-    `CA until ${s.ca.notAfter.slice(0, 10)} (${s.ca.daysLeft} days)`);
+  const c = s.certificate, rn = c.renewal;
+  out.push(`certificate until ${c.notAfter.slice(0, 10)} (${c.daysLeft} days)${c.sha1 ? ", signed with SHA-1" : ""}` +
+    (rn.renewedAt ? `, renewed ${ago(rn.renewedAt, now)}` : "") + (rn.due ? `; due for renewal (${rn.due === "sha1" ? "SHA-1" : "expiring"}), next attempt ${ago(rn.nextCheck, now)}` : "") +
+    (rn.lastError ? `; last renewal error ${ago(rn.lastError.at, now)}: ${rn.lastError.message}` : "") +
+    `; CA until ${s.ca.notAfter.slice(0, 10)} (${s.ca.daysLeft} days)${s.ca.renewedAt ? `, renewed ${ago(s.ca.renewedAt, now)}` : ""}` +
+    (s.ca.mismatch ? `; the registry's CA differs, not installed: ${s.ca.mismatch}` : ""));
   const a = s.advertised;
   out.push(`advertising ${a.addresses ?? "nothing"} (${SOURCE[a.source]}${a.since ? `, since ${ago(a.since, now)}` : ""})` +
     (a.source === "none" && a.reports.length > 0 ? `; peers report: ${a.reports.map((r) => `${r.ip} (${cn(r.prefix)})`).join(", ")}` +
@@ -177,13 +229,19 @@ export function formatStatus(s: Status): string {
   out.push(`registry ${r.url}: last success ${ago(r.lastSuccess, now)}, next refresh ${ago(r.nextRefresh, now)}` +
     (r.lastError ? `; last error ${ago(r.lastError.at, now)}: ${r.lastError.message}` : ""));
   for (const v of s.servers) {
-    out.push(`server ${v.interface} ${v.port}/${v.proto}: ${v.running ? `pid ${v.pid}` : "not running"}, ${v.peers.length} peer(s)`);
-    out.push(...columns(v.peers.map((p) => [cn(p.prefix), p.remote ?? "?", `since ${ago(p.since, now)}`])));
+    out.push(`server ${v.interface} ${v.port}/${v.proto}: ${v.running ? `pid ${v.pid}` : "not running"}, ${v.peers.length} peer(s)` +
+      (v.refused > 0 ? `; refused ${v.refused} revoked connection(s)` : ""));
+    out.push(...columns(v.peers.map((p) => [cn(p.prefix), p.remote ?? "?", `since ${ago(p.since, now)}`, negotiated(p)])));
   }
+  const rv = s.revocation;
+  if (rv.issued !== null || rv.lastError !== null)
+    out.push(`revocation list ${rv.issued ? `of ${rv.issued.slice(0, 19)}Z` : "none"}: ${rv.revoked.length} revoked` +
+      (rv.revoked.length > 0 ? ` (${rv.revoked.map((r) => r.commonName).join(", ")})` : "") + `, fetched ${ago(rv.fetched, now)}` +
+      (rv.lastError ? `; last error ${ago(rv.lastError.at, now)}: ${rv.lastError.message}` : ""));
   const closed = Object.entries(s.refresh.closed).filter(([, k]) => k > 0).map(([why, k]) => `${k} ${why}`).join(", ");
   out.push(`tunnels: ${s.tunnels.length} of ${s.refresh.wanted} wanted; next refresh ${ago(s.refresh.next, now)}${closed ? `; closed so far: ${closed}` : ""}`);
   out.push(...columns(s.tunnels.map((t) => [
-    t.interface, cn(t.prefix), t.state, t.remote ?? t.address, `since ${ago(t.since, now)}`, bytes(t.bytes), `${t.routes} route(s)`,
+    t.interface, cn(t.prefix), t.state, t.remote ?? t.address, `since ${ago(t.since, now)}`, bytes(t.bytes), `${t.routes} route(s)`, negotiated(t),
   ])));
   const b = s.babel;
   if (!b.answered) out.push(`babel: no answer (${b.error})`);

@@ -44,8 +44,8 @@ export interface SupervisorDeps {
   timers: Timers;
   now: () => number;
   logger: Logger;
-  /** Named in the log line of an exit, where its own messages are. */
-  logPath: string;
+  /** Named in the log line of an exit, where its own messages are (none: it has no log). */
+  logPath?: string;
 }
 
 export class Supervisor {
@@ -91,13 +91,32 @@ export class Supervisor {
     if (this.stopped) return;
     this.delay = restartDelay(this.delay, now() - startedAt);
     this.restartAt = now() + this.delay;
-    logger.log(1, `${this.name} ${describeExit(s)} (its log: ${this.deps.logPath}); starting it again in ${this.delay / 1000} s`);
+    const log = this.deps.logPath === undefined ? "" : ` (its log: ${this.deps.logPath})`;
+    logger.log(1, `${this.name} ${describeExit(s)}${log}; starting it again in ${this.delay / 1000} s`);
     this.timer = timers.after(this.delay, () => {
       this.timer = null;
       this.restartAt = null;
       this.restarts++;
       this.launch();
     });
+  }
+
+  /**
+   * Stops the child and starts it again at once (a new certificate to
+   * read): a deliberate restart, counted, with no backoff. Resolves once the
+   * new run has been started; nothing happens once supervision stopped.
+   */
+  async restart(): Promise<void> {
+    if (this.stopped) return;
+    this.timer?.cancel();
+    this.timer = null;
+    this.restartAt = null;
+    const child = this.current;
+    this.current = null; // its exit is ours, not a crash
+    if (child) this.lastExit = { at: this.deps.now(), status: `restarted (${describeExit(await child.stop())})` };
+    if (this.stopped) return;
+    this.restarts++;
+    this.launch();
   }
 
   /** Stops supervising, then the child (resolves once it has exited). */

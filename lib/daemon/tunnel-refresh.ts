@@ -27,6 +27,8 @@ export interface TunnelRefreshDeps {
   /** Unused peers from peers.db, free ones first. */
   candidates(): Candidate[];
   removePeers(prefixes: readonly Bits[]): unknown;
+  /** Prefixes the revocation list names (./revocations.ts): closed, never opened. */
+  revoked(): Iterable<Bits>;
   /** /proc/net/ipv6_route. */
   routes(): string;
   /** rx + tx bytes of an interface, null when it is not there. */
@@ -47,6 +49,8 @@ export interface RefreshStatus {
 export class TunnelRefresh {
   private timer: Timer | null = null;
   private running: Promise<void> | null = null;
+  /** A refresh was asked for while one ran: another follows at once. */
+  private again = false;
   private stopped = false;
   private last: number | null = null;
   private next: number | null = null;
@@ -68,9 +72,22 @@ export class TunnelRefresh {
         .catch((e: unknown) => this.deps.logger.warn(`tunnel refresh failed: ${(e as Error).stack ?? String(e)}`))
         .finally(() => {
           this.running = null;
-          this.schedule(this.cfg.tunnelRefresh * 1000);
+          const again = this.again;
+          this.again = false;
+          this.schedule(again ? 0 : this.cfg.tunnelRefresh * 1000);
         });
     });
+  }
+
+  /** A refresh now rather than at its time (peers were revoked); after the one under way, if any. */
+  refreshSoon(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.timer?.cancel();
+    this.schedule(0);
   }
 
   /** One refresh: observe, plan, execute the steps in order. */
@@ -86,7 +103,10 @@ export class TunnelRefresh {
     tunnels.sample(deps.bytes);
     const snapshot = tunnels.snapshot();
     const plan = planRefresh(
-      { tunnels: snapshot, routes: countRoutes(routesText, cfg.network, snapshot.map((t) => t.iface)), candidates: deps.candidates(), lan: this.lan },
+      {
+        tunnels: snapshot, routes: countRoutes(routesText, cfg.network, snapshot.map((t) => t.iface)), candidates: deps.candidates(), lan: this.lan,
+        revoked: deps.revoked(),
+      },
       {
         connectionCount: cfg.connectionCount, refreshRate: cfg.refreshRate, ownPrefix: cfg.ownPrefix, rng: deps.rng,
         now, hello: cfg.hello, tunnelRefresh: cfg.tunnelRefresh,

@@ -13,6 +13,7 @@
 // babel requests, peers.db, the clock and the timers are handed in.
 
 import type { PeerUse } from "../db";
+import type { Negotiation } from "../ovpn-log";
 import { NO_TRAFFIC, Traffic, Tunnel, TunnelState, planShutdown, updateTraffic, type CloseReason, type RefreshStep } from "../tunnel";
 import type { Bits, PeerAddress } from "../utils/address";
 import type { Logger } from "../utils/log";
@@ -23,6 +24,8 @@ export interface ClientProcess {
   readonly pid: number | undefined;
   /** Resolves once it has exited. */
   stop(): Promise<unknown>;
+  /** What it negotiated with the peer, as its log says (lib/ovpn-log.ts); null until it has. */
+  negotiation(): Negotiation | null;
 }
 
 /** What a client's OpenVPN tells its tunnel. */
@@ -72,6 +75,7 @@ export interface TunnelInfo {
   since: number;
   openedAt: number;
   pid: number | null;
+  negotiation: Negotiation | null;
 }
 
 export class Tunnels {
@@ -80,7 +84,7 @@ export class Tunnels {
   private readonly costly = new Set<string>();
   private stopped = false;
   /** Tunnels closed since start, by reason. */
-  readonly closed: Record<CloseReason, number> = { dead: 0, lan: 0, retired: 0, weak: 0, excess: 0, shutdown: 0 };
+  readonly closed: Record<CloseReason, number> = { dead: 0, lan: 0, retired: 0, weak: 0, excess: 0, shutdown: 0, revoked: 0 };
 
   constructor(private readonly deps: TunnelDeps) {}
 
@@ -92,7 +96,7 @@ export class Tunnels {
   info(): TunnelInfo[] {
     return this.live().map((e) => ({
       prefix: e.prefix, iface: e.iface, address: e.address, remote: e.remote, state: e.state as TunnelState, since: e.since,
-      openedAt: e.openedAt, pid: e.proc?.pid ?? null,
+      openedAt: e.openedAt, pid: e.proc?.pid ?? null, negotiation: e.proc?.negotiation() ?? null,
     }));
   }
 

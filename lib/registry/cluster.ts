@@ -1,29 +1,38 @@
 // Several registry processes on one port (node:cluster), so the registry
 // uses every core: one process saturates a core near 10,000 requests/s.
-// Each worker serves every method from the shared SQLite file; the only
-// state outside it, the in-memory mirror of the peers table, is kept in step
-// by relaying each worker's changes to the others through the primary. A
-// declare is answered only once every other worker has applied it, so a
-// client that declares, then asks any worker, finds its peer listed.
+// Each worker serves every method from the shared SQLite file; the state
+// outside it, the in-memory mirror of the peers table and the certificates
+// lately issued for tokens, is kept in step by relaying each worker's
+// changes to the others through the primary. A declare is answered only
+// once every other worker has applied it, so a client that declares, then
+// asks any worker, finds its peer listed. The primary also holds the one
+// token limiter (./token-limit.ts) that every worker asks before mailing,
+// and passes SIGHUP (re-read the CA) on to the workers.
 
 import cluster, { Worker } from "node:cluster";
 import { Logger } from "../utils/log";
-import type { PeersChange } from "./service";
+import type { RegistryChange } from "./service";
+import { TokenGate, TokenLimiter, TokenLimits } from "./token-limit";
 
 /**
  * Messages between workers and the primary: a worker's change (with its own
  * id), relayed to the others (with the primary's id), acknowledged by each,
- * and finally reported applied to the worker that made it.
+ * and finally reported applied to the worker that made it; a worker's
+ * question to the token limiter and its answer.
  */
 export type ClusterMessage =
-  | { change: PeersChange; id: number }
+  | { change: RegistryChange; id: number }
   | { ack: number }
   | { applied: number }
   | { listening: number }
-  | { failed: string };
+  | { failed: string }
+  | { admit: { email: string; client: string; now: number }; id: number }
+  | { admitted: number; retryAt: number | null };
+
+const KINDS = ["change", "ack", "applied", "listening", "failed", "admit", "admitted"];
 
 function isMessage(m: unknown): m is ClusterMessage {
-  return typeof m === "object" && m !== null && ("change" in m || "ack" in m || "applied" in m || "listening" in m || "failed" in m);
+  return typeof m === "object" && m !== null && KINDS.some((k) => k in m);
 }
 
 /** A bound on waiting for the other workers: a stuck one must not stall declares. */
@@ -43,6 +52,10 @@ export interface PrimaryOptions {
   onListening(port: number): void;
   /** Called once when the registry gives up (a worker could not start, or died too often), before it exits 1. */
   onFatal(message: string): void;
+  /** The limits of the registry's one token limiter. */
+  tokenLimits: TokenLimits;
+  /** On SIGHUP: true to have every worker re-read the CA (it checked the files), false to keep it. */
+  onReload(): boolean;
 }
 
 /** Runs the primary: forks the workers, relays their changes, stops them on SIGTERM/SIGINT. */
@@ -65,6 +78,7 @@ export function runPrimary(opts: PrimaryOptions): void {
     if (alive() === 0) process.exit(1);
     setTimeout(() => process.exit(1), 10_000).unref();
   };
+  const tokens = new TokenLimiter(opts.tokenLimits);
   /** Relayed changes not yet applied everywhere: who made it, its id there, who has still to ack. */
   const pending = new Map<number, { origin: Worker; id: number; waiting: Set<number> }>();
   const settle = (relayId: number): void => {
@@ -94,6 +108,9 @@ export function runPrimary(opts: PrimaryOptions): void {
       } else if ("ack" in m) {
         pending.get(m.ack)?.waiting.delete(w.id);
         settle(m.ack);
+      } else if ("admit" in m) {
+        const { email, client, now } = m.admit;
+        if (w.isConnected()) w.send({ admitted: m.id, retryAt: tokens.admit(email, client, now) } satisfies ClusterMessage);
       }
     });
     return w;
@@ -128,6 +145,10 @@ export function runPrimary(opts: PrimaryOptions): void {
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGHUP", () => {
+    if (stopping || !opts.onReload()) return;
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGHUP");
+  });
 }
 
 /** In a worker: tells the primary it listens. */
@@ -143,9 +164,32 @@ export function reportFailure(message: string): void {
 
 let changes = 0;
 const unapplied = new Map<number, () => void>();
+let questions = 0;
+const unanswered = new Map<number, (retryAt: number | null) => void>();
+/** A primary that does not answer is taken for a refusal: a flood must never pass for lack of an answer. */
+const NO_ANSWER_RETRY_S = 60;
+
+/** In a worker: the primary's token limiter. */
+export const clusterTokenGate: TokenGate = {
+  admit(email, client, now) {
+    const id = ++questions;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        unanswered.delete(id);
+        resolve(now + NO_ANSWER_RETRY_S);
+      }, APPLY_TIMEOUT_MS);
+      unanswered.set(id, (retryAt) => {
+        clearTimeout(timer);
+        unanswered.delete(id);
+        resolve(retryAt);
+      });
+      process.send?.({ admit: { email, client, now }, id } satisfies ClusterMessage);
+    });
+  },
+};
 
 /** In a worker: shares a change; resolves once every other worker applied it (or after a bound). */
-export function shareChange(change: PeersChange): Promise<void> {
+export function shareChange(change: RegistryChange): Promise<void> {
   const id = ++changes;
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -162,7 +206,7 @@ export function shareChange(change: PeersChange): Promise<void> {
 }
 
 /** In a worker: applies each change another worker made, and acknowledges it. */
-export function onOtherWorkersChanges(apply: (change: PeersChange) => void): void {
+export function onOtherWorkersChanges(apply: (change: RegistryChange) => void): void {
   process.on("message", (m: unknown) => {
     if (!isMessage(m)) return;
     if ("change" in m) {
@@ -170,6 +214,8 @@ export function onOtherWorkersChanges(apply: (change: PeersChange) => void): voi
       process.send?.({ ack: m.id } satisfies ClusterMessage);
     } else if ("applied" in m) {
       unapplied.get(m.applied)?.();
+    } else if ("admitted" in m) {
+      unanswered.get(m.admitted)?.(m.retryAt);
     }
   });
 }

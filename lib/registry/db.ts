@@ -27,6 +27,16 @@ const SCHEMA = [
 const DECLARATIONS = `CREATE TABLE IF NOT EXISTS declarations (
       prefix TEXT PRIMARY KEY NOT NULL,
       time INTEGER NOT NULL)`;
+/**
+ * Ours alone, made by the first `vifibnet-registry revoke`: the revoked node
+ * prefixes (bit strings, as in vpn), since when and why. A revoked prefix
+ * keeps its vpn row, so it is never allocated again and stays in the
+ * inventory.
+ */
+const REVOKED = `CREATE TABLE IF NOT EXISTS revoked (
+      prefix TEXT PRIMARY KEY NOT NULL,
+      since INTEGER NOT NULL,
+      reason TEXT)`;
 const VPN = `CREATE TABLE vpn (
       prefix TEXT PRIMARY KEY NOT NULL,
       email TEXT,
@@ -52,6 +62,24 @@ export interface TokenRow {
 export interface PeerRow {
   prefix: Bits;
   address: string;
+}
+
+export interface RevokedRow {
+  prefix: Bits;
+  since: number;
+  reason: string | null;
+}
+
+/** One allocated prefix as the operator's inventory shows it. */
+export interface AllocationRow {
+  prefix: Bits;
+  email: string | null;
+  cert: string;
+  /** The peers row: the address last declared and when (seconds), or null once purged. */
+  address: string | null;
+  declared: number | null;
+  /** The last signed declaration accepted (milliseconds), or null. */
+  signed: number | null;
 }
 
 /** Thrown inside the issuing transaction, which rolls it back. */
@@ -102,7 +130,16 @@ export class RegistryDb {
       purgePeers: db.prepare("DELETE FROM peers WHERE date + ? <= ?"),
       allPeers: db.prepare("SELECT prefix, address FROM peers"),
       cert: db.prepare("SELECT cert FROM vpn WHERE prefix = ?").pluck(),
+      replaceCert: db.prepare("UPDATE vpn SET cert = ? WHERE prefix = ? AND cert = ?"),
+      deletePeer: db.prepare("DELETE FROM peers WHERE prefix = ?"),
+      stampTokens: db.prepare("UPDATE tokens SET date = ? WHERE date <= 0"),
+      purgeTokens: db.prepare("DELETE FROM tokens WHERE date + ? <= ?"),
+      hasTable: db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").pluck(),
     };
+  }
+
+  private hasTable(name: string): boolean {
+    return this.stmt.hasTable.get(name) !== undefined;
   }
 
   /** Stores a new token; false if it already exists. */
@@ -127,7 +164,10 @@ export class RegistryDb {
     return this.db.transaction(() => {
       const row = this.getToken(token);
       if (!row) throw new IssueError("unknown-token", "unknown or already used token");
-      const plan = planAllocation(this.stmt.freePrefixes.all(row.prefix_len) as Bits[], row.prefix_len);
+      // A revoked prefix freed by hand in vpn is still never handed out again.
+      const revoked = new Set(this.revokedPrefixes().map((r) => r.prefix));
+      const free = (this.stmt.freePrefixes.all(row.prefix_len) as Bits[]).filter((p) => !revoked.has(p));
+      const plan = planAllocation(free, row.prefix_len);
       if (!plan) throw new IssueError("exhausted", `no free /${row.prefix_len} prefix is left in the network`);
       for (const p of plan.splits) {
         this.stmt.renamePrefix.run(p + "1", p);
@@ -163,6 +203,70 @@ export class RegistryDb {
       );
     }
     return this.declared.run(prefix, time).changes === 1;
+  }
+
+  /**
+   * Replaces the certificate of `prefix` if it is still `oldCert`; false
+   * when another renewal changed it meanwhile.
+   */
+  replaceCert(prefix: Bits, oldCert: string, newCert: string): boolean {
+    return this.stmt.replaceCert.run(newCert, prefix, oldCert).changes === 1;
+  }
+
+  /**
+   * Deletes the tokens made `ttl` seconds or more before `now`; returns how
+   * many. A token dated 0 (or before), which no registry writes but an
+   * operator of the legacy one did by hand, is first dated `now`: it
+   * expires `ttl` after this registry first saw it.
+   */
+  purgeTokens(ttl: number, now: number): number {
+    return this.db.transaction(() => {
+      this.stmt.stampTokens.run(now);
+      return this.stmt.purgeTokens.run(ttl, now).changes;
+    }).immediate();
+  }
+
+  // ---- Revocation (the table exists once something was revoked) ----
+
+  revokedPrefixes(): RevokedRow[] {
+    if (!this.hasTable("revoked")) return [];
+    return this.db.prepare("SELECT prefix, since, reason FROM revoked ORDER BY prefix").all() as RevokedRow[];
+  }
+
+  /**
+   * Revokes an allocated prefix and drops it from peers, in one transaction.
+   * Returns the existing row when it was revoked already (nothing changes).
+   * Throws RegistryDbError when no certificate was issued for it.
+   */
+  revoke(prefix: Bits, since: number, reason: string | null): { already: RevokedRow | null } {
+    return this.db.transaction(() => {
+      if (this.certOf(prefix) === null) throw new RegistryDbError(`no certificate was issued for prefix ${prefix}: nothing to revoke`);
+      this.db.exec(REVOKED);
+      const already = this.db.prepare("SELECT prefix, since, reason FROM revoked WHERE prefix = ?").get(prefix) as RevokedRow | undefined;
+      if (!already) this.db.prepare("INSERT INTO revoked VALUES (?, ?, ?)").run(prefix, since, reason);
+      this.stmt.deletePeer.run(prefix);
+      return { already: already ?? null };
+    }).immediate();
+  }
+
+  /** Lifts a revocation; false when the prefix was not revoked. */
+  unrevoke(prefix: Bits): boolean {
+    if (!this.hasTable("revoked")) return false;
+    return this.db.prepare("DELETE FROM revoked WHERE prefix = ?").run(prefix).changes === 1;
+  }
+
+  /** Drops these prefixes from peers; returns how many rows went. */
+  deletePeers(prefixes: Iterable<Bits>): number {
+    return this.db.transaction((list: Bits[]) => list.reduce((n, p) => n + this.stmt.deletePeer.run(p).changes, 0)).immediate([...prefixes]);
+  }
+
+  /** Every allocated prefix, with what the registry knows of it, in prefix order. */
+  allocations(): AllocationRow[] {
+    const signed = this.hasTable("declarations") ? "(SELECT time FROM declarations d WHERE d.prefix = v.prefix)" : "NULL";
+    return this.db.prepare(
+      `SELECT v.prefix, v.email, v.cert, p.address, p.date AS declared, ${signed} AS signed
+       FROM vpn v LEFT JOIN peers p ON p.prefix = v.prefix WHERE v.cert IS NOT NULL ORDER BY v.prefix`,
+    ).all() as AllocationRow[];
   }
 
   upsertPeer(prefix: Bits, address: string, date: number): void {

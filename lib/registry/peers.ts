@@ -32,6 +32,10 @@ export class PeerSet {
     return this.peers.length;
   }
 
+  has(prefix: Bits): boolean {
+    return this.index.has(prefix);
+  }
+
   set(prefix: Bits, address: string): void {
     const at = this.index.get(prefix);
     const peer: Peer = [prefix, address];

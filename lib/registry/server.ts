@@ -4,10 +4,10 @@
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { gunzipSync } from "node:zlib";
-import { ipv6ToBits } from "../utils/address";
+import { clientSource } from "../utils/address";
 import { Logger } from "../utils/log";
 import { XmlRpcParseError, parseMethodCall, serializeFault, serializeResponse } from "../xmlrpc";
-import { Registry, RpcFault, dispatch } from "./service";
+import { Caller, Registry, RpcFault, dispatch } from "./service";
 
 /** Largest request body accepted: a CSR is ~1 KiB, an address list less. */
 export const MAX_BODY = 64 * 1024;
@@ -24,14 +24,6 @@ export const HEADERS_TIMEOUT_MS = 10_000;
 export const REQUEST_TIMEOUT_MS = 30_000;
 export const MAX_CONNECTIONS = 1000;
 export const MAX_PER_SOURCE = 64;
-
-/** Whom a connection counts against: its IPv4 address, or the /64 of its IPv6 one. */
-function sourceOf(address: string | undefined): string {
-  if (address === undefined) return "?";
-  if (address.startsWith("::ffff:") && address.includes(".")) return address.slice(7);
-  const bits = ipv6ToBits(address);
-  return bits === null ? address : bits.slice(0, 64);
-}
 
 function reply(res: http.ServerResponse, status: number, body: string, type = "text/plain", close = false): void {
   res.writeHead(status, {
@@ -52,12 +44,15 @@ export class RegistryServer {
   private readonly servers: http.Server[] = [];
   private connections = 0;
   private readonly perSource = new Map<string, number>();
+  /** Each connection's number, which tells a method whether two calls came on one connection. */
+  private readonly ids = new WeakMap<Socket, number>();
+  private lastId = 0;
 
   constructor(private readonly registry: Registry, private readonly log: Logger) {}
 
   /** Counts a new connection against the bounds; refuses it (at once, freeing its descriptor) over them. */
   private admit(socket: Socket): void {
-    const source = sourceOf(socket.remoteAddress);
+    const source = clientSource(socket.remoteAddress ?? null);
     const fromSource = this.perSource.get(source) ?? 0;
     if (this.connections >= MAX_CONNECTIONS || fromSource >= MAX_PER_SOURCE) {
       socket.destroy();
@@ -65,6 +60,7 @@ export class RegistryServer {
     }
     this.connections++;
     this.perSource.set(source, fromSource + 1);
+    this.ids.set(socket, ++this.lastId);
     socket.once("close", () => {
       this.connections--;
       const left = this.perSource.get(source)! - 1;
@@ -112,7 +108,10 @@ export class RegistryServer {
       } else if (req.headers["content-encoding"] && req.headers["content-encoding"] !== "identity") {
         return reply(res, 415, "Unsupported Content-Encoding\n");
       }
-      const xml = this.call(body.toString("utf8"), req.socket.remoteAddress ?? null);
+      const caller: Caller = { address: req.socket.remoteAddress ?? null };
+      const connection = this.ids.get(req.socket);
+      if (connection !== undefined) caller.connection = connection;
+      const xml = this.call(body.toString("utf8"), caller);
       if (typeof xml === "string") reply(res, 200, xml, "text/xml");
       else void xml.then((text) => reply(res, 200, text, "text/xml"));
     });
@@ -120,14 +119,14 @@ export class RegistryServer {
   }
 
   /** One request: parse, dispatch, serialize; never throws. Synchronous when the method is. */
-  private call(body: string, address: string | null): string | Promise<string> {
+  private call(body: string, caller: Caller): string | Promise<string> {
     const start = process.hrtime.bigint();
-    const client = address ?? "?";
+    const client = caller.address ?? "?";
     let method = "?";
     try {
       const call = parseMethodCall(body);
       method = call.method;
-      const result = dispatch(this.registry, call.method, call.params, { address });
+      const result = dispatch(this.registry, call.method, call.params, caller);
       if (result instanceof Promise) {
         return result.then(
           (value) => this.done(client, method, start, serializeResponse(value), "ok"),

@@ -6,6 +6,7 @@ import { RpcClient, RpcTransportError, XmlRpcFault } from "../rpc-client";
 import { fsProblem, makeDirectory, removeEmptyDirectories } from "../utils/files";
 import { parseSetupArgs, progName } from "./args";
 import { NoAnswerError, Prompter } from "./prompt";
+import { runRenew } from "./renew";
 import { SetupError, SetupIo, runSetup } from "./run";
 import { Staging, probeWritable, sweepStaleTemps } from "./stage";
 
@@ -78,7 +79,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   try {
     createdDirs = prepareDirectory(opts.dir, io.warn);
-    await runSetup(opts, io, staging);
+    await (opts.renew ? runRenew : runSetup)(opts, io, staging);
   } catch (e) {
     finish(1, messageOf(e));
   }

@@ -3,7 +3,7 @@
 // too), so `vifibnet @DIR/vifibnet.conf`, and the package's unit, run the
 // node as it is. Written once; an existing one is the admin's and is kept.
 
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
 export const NODE_CONFIG = "vifibnet.conf";
@@ -69,4 +69,26 @@ export function startCommands(dir: string, daemon: string): string[] {
   const lines = [`Start the node with: ${daemon} @${join(dir, NODE_CONFIG)}`];
   if (dir === PACKAGE_NODE_DIR) lines.push(`or, as the package's service: systemctl enable --now ${SERVICE}`);
   return lines;
+}
+
+/**
+ * The registry a node's configuration names (`--server`, `--server-port`,
+ * before the "--" line), for vifibnet-setup --renew; `problem` when the file
+ * cannot be read.
+ */
+export function registryOfConfig(path: string): { server?: string; port?: number; problem?: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    return { problem: (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message };
+  }
+  const out: { server?: string; port?: number } = {};
+  for (const line of text.split("\n")) {
+    const words = line.replace(/#.*/, "").trim().split(/\s+/);
+    if (words[0] === "--") break;
+    if (words[0] === "--server" && words[1]) out.server = words[1];
+    if (words[0] === "--server-port" && /^\d{1,5}$/.test(words[1] ?? "")) out.port = Number(words[1]);
+  }
+  return out;
 }

@@ -7,10 +7,10 @@ import { KeyObject, X509Certificate, createPrivateKey } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PeersDb, PeersDbError, PeersDbState } from "../db";
-import { XmlRpcFault } from "../rpc-client";
+import { RpcTransportError, XmlRpcFault } from "../rpc-client";
 import { bitsToIpv6, nodeAddress, parseAddressList } from "../utils/address";
 import { createCertificateRequest, generateRsaKey, privateKeyPem } from "../utils/cert";
-import { CertificateError, NodeCertificate, caNetwork, checkIssuedCertificate } from "../utils/x509";
+import { CertificateError, EXPIRY_WARNING_DAYS, NodeCertificate, caNetwork, checkIssuedCertificate, daysLeft } from "../utils/x509";
 import { FFDHE2048_PEM } from "../utils/dh";
 import type { XmlRpcValue } from "../xmlrpc";
 import type { SetupOptions } from "./args";
@@ -89,6 +89,7 @@ export async function runSetup(opts: SetupOptions, io: SetupIo, staging: Staging
   } catch (e) {
     throw new SetupError(`getCa: the registry's CA is not a usable certificate (${(e as Error).message})`);
   }
+  warnIfExpiring(io, "the registry's CA", new X509Certificate(caPem), "the network's CA must be renewed on the registry (vifibnet-ca --renew)");
   const previousCa = readIfExists(path("ca.pem"));
   const caPlan: CaPlan = previousCa === undefined ? "new" : sameCertificate(previousCa, caPem) ? "same" : "differs";
   const g: Gathered = { caPem, caPlan, previousCa };
@@ -110,7 +111,7 @@ export async function runSetup(opts: SetupOptions, io: SetupIo, staging: Staging
   if (full) {
     if (orphanKey(path("cert.key"), path("cert.crt")))
       io.warn(`${path("cert.key")} has no matching cert.crt (an interrupted setup?): both will be replaced`);
-    const email = opts.email ?? (opts.token === undefined ? await io.ask(EMAIL_PROMPT) : undefined);
+    const email = opts.email ?? (opts.token === undefined && !opts.askToken ? await io.ask(EMAIL_PROMPT) : undefined);
     if (email !== undefined) {
       try {
         await io.call("requestToken", [email]);
@@ -124,7 +125,7 @@ export async function runSetup(opts: SetupOptions, io: SetupIo, staging: Staging
     g.key = await keyPromise!;
     const csr = createCertificateRequest(g.key, opts.subject);
     try {
-      g.certPem = expectString("requestCertificate", await io.call("requestCertificate", [token, csr]));
+      g.certPem = expectString("requestCertificate", await callRetried(io, "requestCertificate", [token, csr]));
     } catch (e) {
       if (e instanceof XmlRpcFault)
         throw new SetupError(`requestCertificate: the registry refused the token or the request (${e.detail}); a token works once: run again for a new one`);
@@ -136,11 +137,34 @@ export async function runSetup(opts: SetupOptions, io: SetupIo, staging: Staging
       if (e instanceof CertificateError) throw new SetupError(`requestCertificate: ${e.message}; nothing was written`);
       throw e;
     }
+    warnIfExpiring(io, "cert.crt", new X509Certificate(g.certPem), "renew it with vifibnet-setup --renew");
     if (g.node.sha1)
       io.warn("the registry signed cert.crt with SHA-1 (a legacy registry): vifibnet nodes accept it, but legacy nodes whose OpenVPN uses OpenSSL 3 refuse it (\"ca md too weak\")");
   }
 
   stageAndCommit(opts, g, network, io, staging);
+}
+
+/** Tries a call made again without harm (the registry answers a retry with what it issued) up to ATTEMPTS times on transport errors. */
+export async function callRetried(io: SetupIo, method: string, params: readonly XmlRpcValue[]): Promise<XmlRpcValue> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await io.call(method, params);
+    } catch (e) {
+      if (!(e instanceof RpcTransportError) || attempt >= ATTEMPTS) throw e;
+      io.warn(`${e.message}; trying again (${attempt + 1}/${ATTEMPTS})`);
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS));
+    }
+  }
+}
+
+const ATTEMPTS = 3;
+const RETRY_DELAY_MS = 2_000;
+
+/** Warns when `cert` has less than EXPIRY_WARNING_DAYS left. */
+export function warnIfExpiring(io: SetupIo, what: string, cert: X509Certificate, todo: string): void {
+  const left = daysLeft(cert);
+  if (left < EXPIRY_WARNING_DAYS) io.warn(`${what} ${left < 0 ? "expired" : "expires"} on ${cert.validTo}${left >= 0 ? ` (in ${left} days)` : ""}: ${todo}`);
 }
 
 /** True when a key file exists without the certificate that goes with it (only a hint: never fails). */

@@ -28,8 +28,8 @@ export interface CommitResult {
   kept: string[];
 }
 
-/** The names setup writes, in the legacy order, plus the previous CA's backup and the node's configuration. */
-export const SETUP_FILES = ["ca.pem.old", "ca.pem", "peers.db", "cert.key", "cert.crt", "dh2048.pem", "vifibnet.conf"] as const;
+/** The names setup writes, in the legacy order, plus the previous CA's and certificate's backups and the node's configuration. */
+export const SETUP_FILES = ["ca.pem.old", "ca.pem", "peers.db", "cert.key", "cert.crt.old", "cert.crt", "dh2048.pem", "vifibnet.conf"] as const;
 const PROBE = "vifibnet-setup";
 const TEMP = new RegExp(`^\\.(${[...SETUP_FILES, PROBE].map((n) => n.replace(/\./g, "\\.")).join("|")})\\.(\\d+)\\.tmp(?:-journal|-wal|-shm)?$`);
 

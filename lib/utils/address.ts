@@ -52,6 +52,18 @@ export function ipv6ToBits(text: string): Bits | null {
   return bits;
 }
 
+/**
+ * Whom a client's requests count against (the registry's connection and
+ * token limits): its IPv4 address, or the /64 of its IPv6 one, which one
+ * host usually holds whole.
+ */
+export function clientSource(address: string | null): string {
+  if (address === null) return "?";
+  if (address.startsWith("::ffff:") && address.includes(".")) return address.slice(7);
+  const bits = ipv6ToBits(address);
+  return bits === null ? address : `${bitsToIpv6(bits.slice(0, 64))}/64`;
+}
+
 /** The IPv6 text of up to 128 bits, zero-padded on the right; compressed form. */
 export function bitsToIpv6(bits: Bits): string {
   const full = bits.padEnd(128, "0");

@@ -9,7 +9,7 @@ import {
 import forge from "node-forge";
 import { Bits, networkFromSerial } from "./address";
 import { DerElement, DerError, TAG, bytesOf, children, contentOf, expectElement, oidOf, readElement } from "./der";
-import { CertificateError, caProblem } from "./x509";
+import { CertificateError, caProblem, subjectDer } from "./x509";
 
 // Present in node-forge, missing from its type definitions.
 const getTBSCertificate = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate;
@@ -212,14 +212,24 @@ function randomSerial(): string {
   return b.toString("hex");
 }
 
+/** Names given as DER, used as they are: a renewal keeps a subject byte for byte, whatever forge would make of it. */
+interface RawNames {
+  issuer?: Buffer;
+  subject?: Buffer;
+}
+
 /** Signs `cert` with an RSA key using SHA-256 through Node's crypto. */
-function signSha256(cert: forge.pki.Certificate, key: KeyObject): string {
+function signSha256(cert: forge.pki.Certificate, key: KeyObject, raw: RawNames = {}): string {
   const oid = forge.pki.oids["sha256WithRSAEncryption"]!;
   const c = cert as forge.pki.Certificate & { signatureOid: string; tbsCertificate: forge.asn1.Asn1 };
   c.md = forge.md.sha256.create();
   c.signatureOid = oid;
   c.siginfo.algorithmOid = oid;
   c.tbsCertificate = getTBSCertificate(cert);
+  // TBSCertificate: [0] version, serial, signature, issuer (3), validity, subject (5), ...
+  const fields = c.tbsCertificate.value as forge.asn1.Asn1[];
+  if (raw.issuer) fields[3] = forge.asn1.fromDer(raw.issuer.toString("binary"));
+  if (raw.subject) fields[5] = forge.asn1.fromDer(raw.subject.toString("binary"));
   const tbs = Buffer.from(forge.asn1.toDer(c.tbsCertificate).getBytes(), "binary");
   c.signature = sign("sha256", tbs, key).toString("binary");
   return forge.pki.certificateToPem(cert).replace(/\r\n/g, "\n"); // as OpenSSL writes PEM
@@ -253,16 +263,44 @@ function subjectFields(subject: readonly SubjectAttribute[]): forge.pki.Certific
  * OpenSSL cannot load must never be stored or handed out.
  */
 export function issueCertificate(ca: CertificateAuthority, req: CheckedRequest, cn: string, now: Date, days = 365): string {
+  return signNodeCertificate(ca, req.publicKey, { fields: subjectFields(withCommonName(req.subject, cn)) }, cn, now, days);
+}
+
+/**
+ * Renews a node certificate: the same subject (byte for byte) and key, a
+ * new random serial, issuer = CA subject, valid from `now` for `days`,
+ * SHA-256, CA:FALSE; so a SHA-1 certificate of the legacy registry comes
+ * back as SHA-256. Checked as issueCertificate's are.
+ */
+export function renewNodeCertificate(ca: CertificateAuthority, oldPem: string, now: Date, days = 365): string {
+  let old: X509Certificate;
+  try {
+    old = new X509Certificate(oldPem);
+  } catch (e) {
+    throw new CertificateError(`not a PEM certificate (${(e as Error).message})`);
+  }
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(old.subject)?.[1];
+  if (cn === undefined) throw new CertificateError("the certificate has no common name");
+  const subject = subjectDer(old);
+  const pem = signNodeCertificate(ca, old.publicKey, { raw: subject }, cn, now, days);
+  if (!subjectDer(new X509Certificate(pem)).equals(subject)) throw new CertificateError("the renewed certificate does not keep the subject");
+  return pem;
+}
+
+/** Makes, signs and checks a node certificate; the result is parsed again before anyone sees it. */
+function signNodeCertificate(
+  ca: CertificateAuthority, publicKey: KeyObject, subject: { fields: forge.pki.CertificateField[] } | { raw: Buffer }, cn: string, now: Date, days: number,
+): string {
   const cert = forge.pki.createCertificate();
   cert.version = 2;
   cert.serialNumber = randomSerial();
   cert.validity.notBefore = now;
   cert.validity.notAfter = new Date(now.getTime() + days * DAY_MS);
-  cert.setSubject(subjectFields(withCommonName(req.subject, cn)));
+  cert.setSubject("fields" in subject ? subject.fields : []);
   cert.setIssuer(ca.subject);
-  cert.publicKey = forge.pki.publicKeyFromPem(req.publicKey.export({ type: "spki", format: "pem" }).toString());
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: "spki", format: "pem" }).toString());
   cert.setExtensions([{ name: "basicConstraints", cA: false }]);
-  const pem = signSha256(cert, ca.key);
+  const pem = signSha256(cert, ca.key, "raw" in subject ? { subject: subject.raw } : {});
   let check: X509Certificate;
   try {
     check = new X509Certificate(pem);
@@ -277,6 +315,35 @@ export function issueCertificate(ca: CertificateAuthority, req: CheckedRequest, 
 
 /** A self-signed CA whose serial carries `network`, for vifibnet-ca. */
 export function createCaCertificate(key: KeyObject, serial: bigint, subject: readonly SubjectAttribute[], now: Date, days: number): string {
+  const attrs = subject.map((a) => ({ shortName: a.name, value: a.value }));
+  return selfSignCa(key, serial, attrs, now, days);
+}
+
+/**
+ * The CA certificate again, valid from `now` for `days`: the same key,
+ * subject (byte for byte) and serial (so the same network), so every
+ * certificate it issued still verifies. For vifibnet-ca --renew; a CA made
+ * with the legacy openssl recipe renews the same way. Throws
+ * CertificateError when `keyPem` is not the certificate's key.
+ */
+export function renewCaCertificate(caPem: string, keyPem: string, now: Date, days: number): string {
+  let old: X509Certificate, key: KeyObject;
+  try {
+    old = new X509Certificate(caPem);
+  } catch (e) {
+    throw new CertificateError(`the CA certificate is not a PEM certificate (${(e as Error).message})`);
+  }
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (e) {
+    throw new CertificateError(`the CA key is not a PEM private key, or it is encrypted (${(e as Error).message})`);
+  }
+  if (!old.checkPrivateKey(key)) throw new CertificateError("the key does not belong to the CA certificate");
+  const subject = subjectDer(old);
+  return selfSignCa(key, BigInt("0x" + old.serialNumber), [], now, days, subject);
+}
+
+function selfSignCa(key: KeyObject, serial: bigint, attrs: forge.pki.CertificateField[], now: Date, days: number, rawSubject?: Buffer): string {
   const cert = forge.pki.createCertificate();
   cert.version = 2;
   let hex = serial.toString(16);
@@ -285,7 +352,6 @@ export function createCaCertificate(key: KeyObject, serial: bigint, subject: rea
   cert.serialNumber = hex;
   cert.validity.notBefore = now;
   cert.validity.notAfter = new Date(now.getTime() + days * DAY_MS);
-  const attrs = subject.map((a) => ({ shortName: a.name, value: a.value }));
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
   cert.publicKey = forge.pki.publicKeyFromPem(createPublicKey(key).export({ type: "spki", format: "pem" }).toString());
@@ -294,7 +360,7 @@ export function createCaCertificate(key: KeyObject, serial: bigint, subject: rea
     { name: "keyUsage", keyCertSign: true, cRLSign: true, critical: true },
     { name: "subjectKeyIdentifier" },
   ]);
-  return signSha256(cert, key);
+  return signSha256(cert, key, rawSubject ? { subject: rawSubject, issuer: rawSubject } : {});
 }
 
 // ---- Node side: the key and certificate request setup makes ----

@@ -101,3 +101,17 @@ export function oidOf(der: Uint8Array, el: DerElement): string {
   const top = first < 80 ? Math.floor(first / 40) : 2;
   return [top, first - top * 40, ...arcs].join(".");
 }
+
+/** One DER element: `tag` and its content, with the definite length DER wants. */
+export function derElement(tag: number, ...content: Uint8Array[]): Buffer {
+  const body = Buffer.concat(content);
+  const n = body.length;
+  let len: Buffer;
+  if (n < 0x80) len = Buffer.from([n]);
+  else {
+    const bytes: number[] = [];
+    for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
+    len = Buffer.from([0x80 | bytes.length, ...bytes]);
+  }
+  return Buffer.concat([Buffer.from([tag]), len, body]);
+}

@@ -1,7 +1,7 @@
 // File helpers with the guarantees users rely on: a file is either absent or
 // complete (written to a temporary name, then renamed), never half-written.
 
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 
 /** Reads a file a user named with a flag; the error names the flag and the reason. */
@@ -20,6 +20,7 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
   const fd = openSync(tmp, "wx", mode);
   try {
+    fchmodSync(fd, mode); // exactly `mode`, whatever the umask
     writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
     fsyncSync(fd);
   } catch (e) {
@@ -34,6 +35,16 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
     unlinkSync(tmp);
     throw e;
   }
+}
+
+/**
+ * Replaces `path` with `data`, keeping what it held as `path.old`: each of
+ * the two written atomically (the old copy first), with the file's mode.
+ */
+export function replaceKeepingOld(path: string, data: string | Buffer): void {
+  const mode = statSync(path).mode & 0o777;
+  writeFileAtomic(`${path}.old`, readFileSync(path), mode);
+  writeFileAtomic(path, data, mode);
 }
 
 /** What an errno means to someone choosing a directory. */

@@ -2,9 +2,9 @@
 // the certificate it receives and the daemon of its own. Kept apart from
 // ./cert.ts so the daemon does not load node-forge (about 10 MB resident).
 
-import { KeyObject, X509Certificate } from "node:crypto";
+import { KeyObject, X509Certificate, createPublicKey, sign } from "node:crypto";
 import { Bits, cnToPrefix, networkFromSerial } from "./address";
-import { DerElement, TAG, children, expectElement, oidOf, readElement } from "./der";
+import { DerElement, TAG, children, derElement, expectElement, oidOf, readElement } from "./der";
 
 /** A certificate or request that cannot be used, with a reason a user can act on. */
 export class CertificateError extends Error {
@@ -35,6 +35,17 @@ function certificateParts(cert: X509Certificate): { tbs: DerElement; algorithm: 
   const [tbs, algorithm] = children(der, expectElement(der, 0, TAG.SEQUENCE), 3);
   if (!tbs || !algorithm) throw new CertificateError("malformed certificate");
   return { tbs, algorithm, der };
+}
+
+/** The DER of a certificate's subject Name: what "the same subject" means, byte for byte. */
+export function subjectDer(cert: X509Certificate): Buffer {
+  const { tbs, der } = certificateParts(cert);
+  // TBSCertificate: [0] version (absent in v1), serial, signature, issuer, validity, subject, ...
+  const fields = children(der, tbs, 12);
+  const at = fields[0]?.tag === TAG.CONTEXT_0 ? 5 : 4;
+  const subject = fields[at];
+  if (!subject || subject.tag !== TAG.SEQUENCE) throw new CertificateError("malformed certificate: no subject");
+  return Buffer.from(der.subarray(subject.start, subject.end));
 }
 
 /** Whether the certificate's signature algorithm is SHA-1 with RSA (Node 20 does not tell). */
@@ -111,4 +122,32 @@ export function checkNodeCertificate(certPem: string, caPem: string, now: Date =
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new CertificateError("the certificate was not issued by the given CA");
   if (Date.parse(cert.validTo) <= now.getTime()) throw new CertificateError(`the certificate expired on ${cert.validTo}: peers refuse it`);
   return describeNodeCertificate(cert);
+}
+
+/** Days of validity under which setup (and the daemon) warn that a certificate must be renewed. */
+export const EXPIRY_WARNING_DAYS = 30;
+
+/** Whole days `cert` has left at `now` (negative once expired). */
+export function daysLeft(cert: X509Certificate, now: Date = new Date()): number {
+  return Math.floor((Date.parse(cert.validTo) - now.getTime()) / 86_400_000);
+}
+
+/** AlgorithmIdentifier sha256WithRSAEncryption, parameters NULL. */
+const SHA256_WITH_RSA = Buffer.from("300d06092a864886f70d01010b0500", "hex");
+
+/**
+ * The PKCS#10 request of a renewal: the subject of `certPem`, byte for byte,
+ * and the public half of `key`, signed with it (SHA-256), built with the DER
+ * writer rather than node-forge, which the daemon does not load. Throws
+ * CertificateError when `key` is not the certificate's.
+ */
+export function renewalRequest(certPem: string, key: KeyObject): string {
+  const cert = new X509Certificate(certPem);
+  if (!cert.checkPrivateKey(key)) throw new CertificateError("the key given to OpenVPN (--key) is not the certificate's");
+  const spki = createPublicKey(key).export({ type: "spki", format: "der" });
+  // CertificationRequestInfo: version 0, subject, subjectPKInfo, attributes [0] (none).
+  const info = derElement(TAG.SEQUENCE, Buffer.from([TAG.INTEGER, 1, 0]), subjectDer(cert), spki, Buffer.from([TAG.CONTEXT_0, 0]));
+  const signature = sign("sha256", info, key);
+  const der = derElement(TAG.SEQUENCE, info, SHA256_WITH_RSA, derElement(TAG.BIT_STRING, Buffer.from([0]), signature));
+  return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString("base64").replace(/.{64}/g, "$&\n").replace(/\n?$/, "\n")}-----END CERTIFICATE REQUEST-----\n`;
 }
