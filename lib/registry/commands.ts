@@ -35,9 +35,15 @@ function addCa(p: ArgumentParser, why: string): void {
   p.add_argument("--ca", { metavar: "FILE", help: `The registry's CA certificate (its --ca): ${why}` });
 }
 
-function openDb(path: string): RegistryDb {
+/** Runs `work` on the registry's existing database, closed afterwards whatever happens. */
+function withDb<T>(path: string, work: (db: RegistryDb) => T): T {
   if (!existsSync(path)) throw new CommandError(`${path} does not exist: give the registry's --db (the registry creates it when it first starts)`);
-  return new RegistryDb(path);
+  const db = new RegistryDb(path);
+  try {
+    return work(db);
+  } finally {
+    db.close();
+  }
 }
 
 /** The network from --ca, or null without it. */
@@ -78,15 +84,12 @@ function token(prog: string, argv: string[], out: (line: string) => void): void 
   const args = p.parse_args(argv) as CommonArgs & { email: string };
   const bad = emailProblem(args.email);
   if (bad) p.error(`argument --email: ${bad}`);
-  const db = openDb(args.db);
-  try {
+  withDb(args.db, (db) => {
     let t: string;
     do t = makeToken();
     while (!db.addToken({ token: t, email: args.email, prefix_len: TOKEN_PREFIX_LENGTH, date: Math.floor(Date.now() / 1000) }));
     out(t);
-  } finally {
-    db.close();
-  }
+  });
 }
 
 function revoke(prog: string, argv: string[], out: (line: string) => void): void {
@@ -96,15 +99,12 @@ function revoke(prog: string, argv: string[], out: (line: string) => void): void
   p.add_argument("prefix", { metavar: "PREFIX", help: "The node: its CN (5/16), its prefix bits (0000000000000101), or its IPv6 address or subnet (2001:db8:42:5::/64, with --ca)" });
   const args = p.parse_args(argv) as CommonArgs & { prefix: string; reason?: string | null };
   const network = networkOf(args);
-  const db = openDb(args.db);
-  try {
+  withDb(args.db, (db) => {
     const prefix = resolvePrefix(db, args.prefix, network, true);
     const { already } = db.revoke(prefix, Math.floor(Date.now() / 1000), args.reason ?? null);
     if (already) out(`${describe(prefix, network)} was revoked already, on ${when(already.since)}: nothing changed`);
     else out(`revoked ${describe(prefix, network)}`);
-  } finally {
-    db.close();
-  }
+  });
 }
 
 function unrevoke(prog: string, argv: string[], out: (line: string) => void): void {
@@ -113,14 +113,11 @@ function unrevoke(prog: string, argv: string[], out: (line: string) => void): vo
   p.add_argument("prefix", { metavar: "PREFIX", help: "The node, as for revoke" });
   const args = p.parse_args(argv) as CommonArgs & { prefix: string };
   const network = networkOf(args);
-  const db = openDb(args.db);
-  try {
+  withDb(args.db, (db) => {
     const prefix = resolvePrefix(db, args.prefix, network, false);
     if (!db.unrevoke(prefix)) throw new CommandError(`${describe(prefix, network)} is not revoked`);
     out(`unrevoked ${describe(prefix, network)}`);
-  } finally {
-    db.close();
-  }
+  });
 }
 
 /** One allocated prefix, as `list --json` prints it. */
@@ -169,14 +166,10 @@ function list(prog: string, argv: string[], out: (line: string) => void): void {
   p.add_argument("--json", { action: "store_true", help: "One JSON array of objects instead of a table" });
   const args = p.parse_args(argv) as CommonArgs & { json: boolean };
   const network = networkOf(args);
-  const db = openDb(args.db);
-  let entries: InventoryEntry[];
-  try {
+  const entries = withDb(args.db, (db) => {
     const revoked = new Map(db.revokedPrefixes().map((r) => [r.prefix, r]));
-    entries = db.allocations().map((row) => inventoryEntry(row, revoked.get(row.prefix), network));
-  } finally {
-    db.close();
-  }
+    return db.allocations().map((row) => inventoryEntry(row, revoked.get(row.prefix), network));
+  });
   if (args.json) return out(JSON.stringify(entries, null, 2));
   const head = ["CN", ...(network ? ["SUBNET"] : []), "EMAIL", "EXPIRES", "SIGNATURE", "REVOKED", "DECLARED", "ADDRESS"];
   const rows = entries.map((e) => [

@@ -74,8 +74,8 @@ export interface RegistryDeps {
   random?: RandomInt;
   /**
    * Told of every change to this registry's memory that other worker
-   * processes must mirror (./cluster.ts). A declare or a certificate is
-   * answered once the returned promise resolves: every worker has it then.
+   * processes must mirror (./cluster.ts). A declare is answered once the
+   * returned promise resolves: every worker lists the peer then.
    */
   onChange?: (change: RegistryChange) => Promise<void> | void;
   strict?: StrictModes;
