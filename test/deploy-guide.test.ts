@@ -109,7 +109,7 @@ describe("docs/deploy.md, followed on four machines", { skip: isRoot ? false : "
     const legacy = await machines.get("legacy")!.run(
       `mkdir -p /opt/vifibnet && ln -s ${join(ROOT, "compat", "setup.py")} ${join(ROOT, "compat", "vifibnet.py")} /opt/vifibnet/`);
     assert.equal(legacy.code, 0, legacy.stderr);
-  });
+  }, { timeout: 900_000 }); // installs packages and builds the .deb when no other test has
 
   after(() => {
     sink?.kill();

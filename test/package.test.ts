@@ -60,7 +60,7 @@ describe("the Debian package", { skip: isRoot ? false : "needs root: npm run pac
     installPackages(["dpkg-dev", "go-md2man", "man-db", "python3"]);
     deb = builtPackage().deb;
     dpkgDeb("-x", deb, root);
-  });
+  }, { timeout: 900_000 }); // installs packages and builds the .deb
 
   test("npm run package in a clean clone builds it: the control fields", () => {
     const field = (f: string): string => dpkgDeb("--field", deb, f).trim();
