@@ -28,8 +28,9 @@ const SRC = join(ROOT, "packaging");
 const OUT = join(ROOT, "dist");
 const STAGE = join(OUT, "deb");
 const APP = "usr/lib/vifibnet";
-const PROGRAMS: ReadonlyArray<{ name: string; section: number; commands?: readonly string[] }> = [
-  { name: "vifibnet", section: 8 },
+/** The packaged programs, their man page sections, and the first words they take as commands. */
+export const PROGRAMS: ReadonlyArray<{ name: string; section: number; commands?: readonly string[] }> = [
+  { name: "vifibnet", section: 8, commands: ["status"] },
   { name: "vifibnet-setup", section: 1 },
   { name: "vifibnet-registry", section: 8, commands: COMMAND_NAMES },
   { name: "vifibnet-ca", section: 1 },

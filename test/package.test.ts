@@ -12,19 +12,13 @@ import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { COMMAND_NAMES } from "../lib/registry/commands";
+import { PROGRAMS } from "../packaging/build";
 import { Machine } from "../harness/machine";
 import { Lab, OVERLAY_PACKAGES, installPackages, waitFor } from "../harness/netns";
 import { builtPackage } from "../harness/package";
 import { SmtpSink, startSmtpSink } from "../harness/smtp-sink";
 
 const isRoot = process.getuid?.() === 0;
-const PROGRAMS: Array<{ name: string; section: number; commands?: readonly string[] }> = [
-  { name: "vifibnet", section: 8 },
-  { name: "vifibnet-setup", section: 1 },
-  { name: "vifibnet-registry", section: 8, commands: COMMAND_NAMES },
-  { name: "vifibnet-ca", section: 1 },
-];
 const UNITS = ["vifibnet.service", "vifibnet-registry.service"];
 
 const dpkgDeb = (...args: string[]): string => {
