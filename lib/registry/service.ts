@@ -67,12 +67,14 @@ export class Registry {
 
   constructor(private readonly deps: RegistryDeps) {
     const { db, log } = deps;
-    const now = (this.now = deps.now ?? (() => Math.floor(Date.now() / 1000)));
+    this.now = deps.now ?? (() => Math.floor(Date.now() / 1000));
+    const now = this.now;
     this.random = deps.random ?? mathRandomInt;
     this.ca = deps.ca;
     this.strict = deps.strict ?? {};
     const ca = (): CertificateAuthority => this.ca;
-    const revoked = (this.revoked = new RevokedPrefixes(db, now, (rows) => this.unlist(rows)));
+    const revoked = new RevokedPrefixes(db, now, (rows) => this.unlist(rows));
+    this.revoked = revoked;
     this.tokens = new Tokens({ db, mailer: deps.mailer, log, now, ttl: deps.tokenTtl ?? TOKEN_TTL, gate: deps.tokenGate ?? new TokenLimiter() });
     // Not waited for: a retry comes after the client gave up on the reply, long after the others have it.
     const onIssued = (record: IssuedRecord): void => void deps.onChange?.({ issued: record });
