@@ -1,9 +1,9 @@
-// lib/upnpigd.ts against Debian's miniupnpd, in network namespaces: a NAT
-// router (LAN 192.0.2.0/24 inside, "internet" outside, nftables masquerade,
-// miniupnpd on the LAN side) and a node behind it running
-// test/helpers/upnp-node.ts. The node must map 1194/udp and 443/tcp-server
-// from port 1000, advertise the router's outside address, and remove both
-// mappings on SIGTERM. The outside network is 192.0.3.0/24, not
+// lib/upnpigd.ts and lib/upnp-gateway.ts against Debian's miniupnpd, in
+// network namespaces: a NAT router (LAN 192.0.2.0/24 inside, "internet"
+// outside, nftables masquerade, miniupnpd on the LAN side) and a node behind
+// it running test/helpers/upnp-node.ts. The node must map 1194/udp and
+// 443/tcp-server from port 1000, advertise the router's outside address, and
+// remove both mappings on SIGTERM. The outside network is 192.0.3.0/24, not
 // 198.51.100.0/24: miniupnpd refuses port forwarding on an external address
 // in its reserved list, which has every documentation range. Nothing leaves
 // the namespaces. Needs root; installs nftables, miniupnpd-nftables, miniupnpc.

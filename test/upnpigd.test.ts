@@ -1,11 +1,12 @@
 // lib/upnpigd.ts over a fake gateway: first-free port search, proto mapping,
-// hourly renewal on an injected timer, removal on stop; and discovery with no
-// gateway on the network gives up quickly.
+// hourly renewal on an injected timer, removal on stop; and discovery
+// (lib/upnp-gateway.ts) with no gateway on the network gives up quickly.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { discoverIgd } from "../lib/upnp-gateway";
 import {
-  FIRST_EXTERNAL_PORT, Igd, IgdMapping, IgdProtocol, LEASE_S, MAX_PORT_TRIES, PortForwarder, RENEW_MS, discoverIgd,
+  FIRST_EXTERNAL_PORT, Igd, IgdMapping, IgdProtocol, LEASE_S, MAX_PORT_TRIES, PortForwarder, RENEW_MS,
 } from "../lib/upnpigd";
 import { formatAddressList } from "../lib/utils/address";
 import { createLogger } from "../lib/utils/log";

@@ -13,7 +13,7 @@ import { readUserFile } from "../utils/files";
 import { caNetwork, signedWithSha1 } from "../utils/x509";
 import { AllocationRow, RegistryDb, RevokedRow } from "./db";
 import { parsePrefixArgument } from "./prefix";
-import { TOKEN_PREFIX_LENGTH, emailProblem, makeToken } from "./service";
+import { TOKEN_PREFIX_LENGTH, emailProblem, makeToken } from "./tokens";
 
 export const COMMAND_NAMES: readonly string[] = ["token", "revoke", "unrevoke", "list"];
 

@@ -16,9 +16,11 @@ import { clusterTokenGate, onOtherWorkersChanges, reportFailure, reportListening
 import { COMMAND_NAMES, runCommand } from "./commands";
 import { RegistryDb } from "./db";
 import { createSmtpMailer, parseMailHost } from "./mail";
+import { RENEW_GRACE } from "./renewal";
 import { RegistryServer } from "./server";
-import { RENEW_GRACE, Registry, TOKEN_TTL } from "./service";
+import { Registry } from "./service";
 import { DEFAULT_TOKEN_LIMITS, TokenLimiter, TokenLimits } from "./token-limit";
+import { TOKEN_TTL } from "./tokens";
 
 interface Args {
   port: number;

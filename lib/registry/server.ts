@@ -7,7 +7,9 @@ import { gunzipSync } from "node:zlib";
 import { clientSource } from "../utils/address";
 import { Logger } from "../utils/log";
 import { XmlRpcParseError, parseMethodCall, serializeFault, serializeResponse } from "../xmlrpc";
-import { Caller, Registry, RpcFault, dispatch } from "./service";
+import { Caller, RpcFault } from "./call";
+import { dispatch } from "./methods";
+import { Registry } from "./service";
 
 /** Largest request body accepted: a CSR is ~1 KiB, an address list less. */
 export const MAX_BODY = 64 * 1024;

@@ -52,6 +52,12 @@ export function ipv6ToBits(text: string): Bits | null {
   return bits;
 }
 
+/** The bits of `ip` after `network`, or null if `ip` is not an address inside it. */
+export function hostBits(ip: string, network: Bits): Bits | null {
+  const bits = ipv6ToBits(ip);
+  return bits !== null && bits.startsWith(network) ? bits.slice(network.length) : null;
+}
+
 /**
  * Whom a client's requests count against (the registry's connection and
  * token limits): its IPv4 address, or the /64 of its IPv6 one, which one

@@ -2,13 +2,18 @@
 // the certificate it receives and the daemon of its own. Kept apart from
 // ./cert.ts so the daemon does not load node-forge (about 10 MB resident).
 
-import { KeyObject, X509Certificate, createPublicKey, sign } from "node:crypto";
+import { KeyObject, X509Certificate, createHash, createPublicKey, sign } from "node:crypto";
 import { Bits, cnToPrefix, networkFromSerial } from "./address";
 import { DerElement, TAG, children, derElement, expectElement, oidOf, readElement } from "./der";
 
 /** A certificate or request that cannot be used, with a reason a user can act on. */
 export class CertificateError extends Error {
   override name = "CertificateError";
+}
+
+/** A public key's identity: SHA-256 of its SPKI DER, hex. */
+export function keyId(key: KeyObject): string {
+  return createHash("sha256").update(key.export({ type: "spki", format: "der" })).digest("hex");
 }
 
 /** The network prefix a CA certificate carries in its serial (SPEC section 2). */

@@ -4,7 +4,8 @@
 // without a gateway), then on SIGTERM removes the mappings, prints
 // {"stopped": true} and exits 0.
 
-import { DISCOVERY_TIMEOUT_MS, PortForwarder, discoverIgd } from "../../lib/upnpigd";
+import { discoverIgd } from "../../lib/upnp-gateway";
+import { DISCOVERY_TIMEOUT_MS, PortForwarder } from "../../lib/upnpigd";
 import { formatAddressList } from "../../lib/utils/address";
 import { createLogger } from "../../lib/utils/log";
 import { systemTimers } from "../../lib/utils/timers";
