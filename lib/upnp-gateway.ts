@@ -10,7 +10,7 @@ import { type Logger, silentLogger } from "./utils/log";
 import { withTimeout } from "./utils/timers";
 
 /** Bound on each SOAP request to the gateway. */
-export const REQUEST_TIMEOUT_MS = 5000;
+const REQUEST_TIMEOUT_MS = 5000;
 
 /** Our source address towards `host` (no packet is sent: connect() on UDP only picks the route). */
 export function localAddressTowards(host: string, port: number): Promise<string> {

@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import { Bits, bitsToIpv6, prefixToCn } from "../utils/address";
 import { readUserFile } from "../utils/files";
 import { caNetwork, signedWithSha1 } from "../utils/x509";
+import { isoTime } from "./call";
 import { AllocationRow, RegistryDb, RevokedRow } from "./db";
 import { parsePrefixArgument } from "./prefix";
 import { TOKEN_PREFIX_LENGTH, emailProblem, makeToken } from "./tokens";
@@ -74,10 +75,6 @@ function describe(prefix: Bits, network: Bits | null): string {
   return `${prefixToCn(prefix)} (${prefix}${network === null ? "" : `, ${bitsToIpv6(network + prefix)}/${network.length + prefix.length}`})`;
 }
 
-function when(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
-}
-
 function token(prog: string, argv: string[], out: (line: string) => void): void {
   const p = parser(prog, "token", "Mint an enrolment token and print it, for a node's vifibnet-setup --token: no mail is sent. It is valid for the registry's --token-ttl (one day by default) and works once.");
   p.add_argument("--email", { required: true, metavar: "ADDR", help: "The address the node's certificate is recorded with in the database" });
@@ -102,7 +99,7 @@ function revoke(prog: string, argv: string[], out: (line: string) => void): void
   withDb(args.db, (db) => {
     const prefix = resolvePrefix(db, args.prefix, network, true);
     const { already } = db.revoke(prefix, Math.floor(Date.now() / 1000), args.reason ?? null);
-    if (already) out(`${describe(prefix, network)} was revoked already, on ${when(already.since)}: nothing changed`);
+    if (already) out(`${describe(prefix, network)} was revoked already, on ${isoTime(already.since)}: nothing changed`);
     else out(`revoked ${describe(prefix, network)}`);
   });
 }
@@ -149,8 +146,8 @@ export function inventoryEntry(row: AllocationRow, revoked: RevokedRow | undefin
   const declaredAt = Math.max(row.declared ?? 0, row.signed === null ? 0 : Math.floor(row.signed / 1000));
   return {
     prefix: row.prefix, cn: prefixToCn(row.prefix), subnet: network === null ? null : `${bitsToIpv6(network + row.prefix)}/${network.length + row.prefix.length}`,
-    email: row.email, expires, sha1, revoked: revoked ? { since: when(revoked.since), reason: revoked.reason } : null,
-    declared: row.address !== null && declaredAt > 0 ? when(declaredAt) : null, address: row.address,
+    email: row.email, expires, sha1, revoked: revoked ? { since: isoTime(revoked.since), reason: revoked.reason } : null,
+    declared: row.address !== null && declaredAt > 0 ? isoTime(declaredAt) : null, address: row.address,
   };
 }
 
