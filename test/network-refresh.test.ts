@@ -87,7 +87,8 @@ scenario("routine refresh: routes move off a retired tunnel before it closes; co
     const n = node;
     assert.ok(await waitFor(async () => !(await net.status(n.index)).tunnels.some((x) => x.interface === iface && x.prefix === prefix), 30_000, 250),
       `the tunnel to ${prefix} on ${iface} closes`);
-    assert.ok((await net.status(n.index)).refresh.closed.retired > retiredBefore, "counted as a retired tunnel closed");
+    const { closed } = (await net.status(n.index)).refresh;
+    assert.ok(closed.retired > retiredBefore, `counted as a retired tunnel closed: ${JSON.stringify(closed)}, ${retiredBefore} retired before`);
     // Its interface's next tunnel, once up (one to a full server may never be), gets babel's default cost (96, wired).
     const reopened = await waitFor(async () => (await net.status(n.index)).tunnels.some((x) => x.interface === iface && x.state === "up"), 60_000, 250);
     if (reopened) {

@@ -209,6 +209,8 @@ export class Tunnels {
   private async close(iface: string, prefix: Bits, reason: CloseReason, mark: PeerUse | "remove"): Promise<void> {
     const { deps } = this;
     const e = this.entries.get(iface);
+    // Counted as it leaves the live tunnels, so a status never shows it gone but not counted.
+    this.closed[reason]++;
     if (e && e.prefix === prefix) {
       this.enter(e, "closed");
       await e.proc?.stop();
@@ -218,7 +220,6 @@ export class Tunnels {
     await this.restore(iface);
     if (mark === "remove") deps.peers.removePeer(prefix);
     else deps.peers.setUsed(prefix, mark);
-    this.closed[reason]++;
     deps.logger.log(2, `Closed the tunnel to ${prefix} on ${iface} (${reason})`);
   }
 }
