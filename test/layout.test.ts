@@ -39,3 +39,20 @@ test("no import cycle in lib/", () => {
   for (const f of graph.keys()) if (!state.has(f)) visit(f, [f]);
   assert.deepEqual(cycles, []);
 });
+
+test("lib/ imports only Node's modules and the production dependencies (the package prunes the others)", () => {
+  const { dependencies } = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+  const wrong: string[] = [];
+  let imports = 0;
+  for (const f of sources(join(ROOT, "lib"))) {
+    for (const m of readFileSync(f, "utf8").matchAll(/^(import|export)(\s+type)?\b[^;]*?\bfrom\s+"([^."][^"]*)"/gm)) {
+      imports++;
+      const spec = m[3]!;
+      const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]!;
+      if (m[2] || spec.startsWith("node:") || name in dependencies) continue;
+      wrong.push(`${relative(ROOT, f)}: ${spec}`);
+    }
+  }
+  assert.ok(imports > 20, `read lib/'s package imports (${imports})`);
+  assert.deepEqual(wrong, []);
+});
