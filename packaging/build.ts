@@ -8,6 +8,7 @@
 //   /usr/bin/vifibnet{,-setup,-registry,-ca}   links into /usr/lib/vifibnet/bin
 //   /usr/lib/systemd/system/      vifibnet.service, vifibnet-registry.service
 //   /etc/vifibnet/registry.conf   the registry's arguments (a conffile)
+//   /etc/logrotate.d/vifibnet     rotation of the node's logs (a conffile)
 //   /usr/share/man/, /usr/share/doc/vifibnet/
 //
 // The native module (better-sqlite3) is built for this Node's ABI, so the
@@ -90,6 +91,7 @@ function stageProgram(): void {
 function stageSystemFiles(version: string): void {
   for (const u of UNITS) install(join(SRC, "systemd", u), `usr/lib/systemd/system/${u}`, 0o644);
   install(join(SRC, "etc", "registry.conf"), "etc/vifibnet/registry.conf", 0o644);
+  install(join(SRC, "etc", "logrotate.d", "vifibnet"), "etc/logrotate.d/vifibnet", 0o644);
   const doc = "usr/share/doc/vifibnet";
   install(join(SRC, "debian", "copyright"), `${doc}/copyright`, 0o644);
   for (const f of ["README.md", "docs/deploy.md"]) install(join(ROOT, f), `${doc}/${f.split("/").pop()}`, 0o644);

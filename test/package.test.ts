@@ -70,7 +70,7 @@ describe("the Debian package", { skip: isRoot ? false : "needs root: npm run pac
     assert.match(dpkgDeb("--info", deb), /^ *\d+ bytes, +\d+ lines +\* +postinst/m);
   });
 
-  test("its files: the program in /usr/lib/vifibnet, four /usr/bin links, hooks, legacy names, units, man pages, one conffile", () => {
+  test("its files: the program in /usr/lib/vifibnet, four /usr/bin links, hooks, legacy names, units, man pages, two conffiles", () => {
     const listing = dpkgDeb("--contents", deb);
     const entries = new Map<string, string>();
     for (const line of listing.trim().split("\n")) {
@@ -89,13 +89,13 @@ describe("the Debian package", { skip: isRoot ? false : "needs root: npm run pac
     for (const f of ["copyright", "deploy.md", "README.md"]) assert.ok(entries.has(`/usr/share/doc/vifibnet/${f}`), f);
     assert.ok(entries.has("/usr/lib/vifibnet/node_modules/better-sqlite3/build/Release/better_sqlite3.node"));
     const paths = [...entries.keys()];
-    for (const dev of ["typescript", "@types/node", "xmlrpc"]) assert.ok(!paths.some((p) => p.startsWith(`/usr/lib/vifibnet/node_modules/${dev}/`)), `no dev module ${dev}`);
+    for (const dev of ["typescript", "@types/node", "xmlrpc", "smtp-server"]) assert.ok(!paths.some((p) => p.startsWith(`/usr/lib/vifibnet/node_modules/${dev}/`)), `no dev module ${dev}`);
     const ours = paths.filter((p) => p.startsWith("/usr/lib/vifibnet/dist/"));
     assert.ok(ours.some((p) => p.endsWith("/dist/lib/daemon/main.js")));
     assert.ok(!ours.some((p) => !p.startsWith("/usr/lib/vifibnet/dist/lib") || p.endsWith(".map")), "only the compiled lib/: no tests, benchmarks, scripts or source maps");
     assert.ok(!paths.some((p) => p.includes("better-sqlite3/deps/") || p.includes("better-sqlite3/src/")), "not the native module's sources");
     const conffiles = spawnSync("sh", ["-c", `dpkg-deb --ctrl-tarfile '${deb}' | tar -xOf - ./conffiles`], { encoding: "utf8" }).stdout;
-    assert.equal(conffiles, "/etc/vifibnet/registry.conf\n");
+    assert.equal(conffiles, "/etc/logrotate.d/vifibnet\n/etc/vifibnet/registry.conf\n");
   });
 
   test("the extracted programs run: --help of the four and of the legacy names", () => {
@@ -185,7 +185,7 @@ describe("the Debian package", { skip: isRoot ? false : "needs root: npm run pac
     const lab = new Lab();
     let m: Machine;
     before(async () => {
-      installPackages([...OVERLAY_PACKAGES, "systemd"]);
+      installPackages([...OVERLAY_PACKAGES, "systemd", "logrotate"]);
       m = await Machine.create(lab, "pkg", join(tmp, "machine"));
       writeFileSync(join(m.home, "vifibnet.deb"), readFileSync(deb));
     });
@@ -203,6 +203,15 @@ describe("the Debian package", { skip: isRoot ? false : "needs root: npm run pac
       assert.deepEqual(daemons(), []);
       assert.equal((await sh("systemctl is-active vifibnet vifibnet-registry || true")).trim(), "inactive\ninactive");
       assert.equal(lstatSync(m.written("/etc/vifibnet/registry.conf")).mode & 0o777, 0o644);
+    });
+
+    test("logrotate moves the node's logs away and reloads the node only when it runs", async () => {
+      await sh("mkdir -p /var/log/vifibnet && echo log >/var/log/vifibnet/vifibnet.babeld.log");
+      await sh("logrotate --force --state /run/vifibnet-logrotate.state /etc/logrotate.d/vifibnet");
+      // Rotated, not yet compressed (delaycompress); moved, not copied (the daemon reopens on SIGHUP).
+      assert.equal((await sh("ls /var/log/vifibnet")).trim(), "vifibnet.babeld.log.1");
+      assert.deepEqual(daemons(), [], "nothing started by the postrotate script");
+      await sh("rm -r /var/log/vifibnet /run/vifibnet-logrotate.state");
     });
 
     test("systemd-analyze verify accepts both units (and rejects a broken one)", async () => {
@@ -254,6 +263,7 @@ describe("the Debian package", { skip: isRoot ? false : "needs root: npm run pac
         "/etc/vifibnet/vifibnet.conf", "/var/lib/vifibnet", "/var/lib/vifibnet/registry.db",
       ]);
       assert.equal((await sh("ls /usr/bin /usr/share/man/man1 /usr/share/man/man8 /usr/lib/systemd/system | grep -c vifibnet || true")).trim(), "0");
+      await sh("test ! -e /etc/logrotate.d/vifibnet"); // the logrotate conffile goes with the purge
     });
   });
 });
