@@ -53,7 +53,7 @@ function parseArgs(argv: string[]): Args {
   parser.add_argument("--key", { required: true, help: "Path to the CA's key file" });
   parser.add_argument("--mailhost", { required: true, help: "SMTP server mail host, HOST or HOST:PORT" });
   parser.add_argument("-v", "--verbose", { type: "int", default: 0, help: "Log level, 0-5; at 3 and above, one line per request" });
-  parser.add_argument("--workers", { type: "int", default: DEFAULT_WORKERS, help: "Processes serving requests (default: one per core, at most 4: %(default)s)" });
+  parser.add_argument("--workers", { type: "int", default: DEFAULT_WORKERS, help: "Processes serving requests (default: one per core, at most 4)" });
   parser.add_argument("--strict-source", {
     action: "store_true",
     help: "Accept declare only from the declared node address itself, and answer getPeerList only to callers inside the network: nodes must reach the registry over the overlay (README, Ending a migration)",
