@@ -154,10 +154,14 @@ describe("legacy OpenVPN, both ways", { skip, timeout: 400_000 }, () => {
       assert.equal(n!.tlsVersion, "TLSv1.3");
       assert.equal(n!.dataCipher, "AES-256-GCM");
     }
-    const newNewStatus = (await net.status(ours0.index)).tunnels.filter((x) => x.prefix === net.prefix(ours1.index))
-      .concat((await net.status(ours1.index)).tunnels.filter((x) => x.prefix === net.prefix(ours0.index)));
-    assert.ok(newNewStatus.length >= 1);
-    for (const x of newNewStatus) assert.deepEqual([x.tlsVersion, x.dataCipher, x.legacy], ["TLSv1.3", "AES-256-GCM", false]);
+    // In status, the tunnels between them past opening: one the refresh just opened may not have its data cipher yet.
+    const newNewStatus = async () => (await net.status(ours0.index)).tunnels.filter((x) => x.prefix === net.prefix(ours1.index))
+      .concat((await net.status(ours1.index)).tunnels.filter((x) => x.prefix === net.prefix(ours0.index)))
+      .filter((x) => x.state !== "opening");
+    let upNewNew = await newNewStatus();
+    await waitFor(async () => (upNewNew = await newNewStatus()).length >= 1 && upNewNew.every((x) => x.dataCipher !== null), 10_000, 250);
+    assert.ok(upNewNew.length >= 1, "a tunnel between nodes 0 and 1 is past opening");
+    for (const x of upNewNew) assert.deepEqual([x.tlsVersion, x.dataCipher, x.legacy], ["TLSv1.3", "AES-256-GCM", false]);
 
     // Strict: node 0 with --no-legacy, node 1 with a strict profile passed to OpenVPN.
     assert.equal(await net.stopDaemon(ours0.index), 0);
