@@ -37,6 +37,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { PeersDb } from "../lib/db";
 import { Negotiation, serverNegotiations, tunnelNegotiation } from "../lib/ovpn-log";
+import type { Status } from "../lib/daemon/status";
 import { babeldArgv } from "../lib/plib";
 import { prefixToCn } from "../lib/utils/address";
 import { caNetwork } from "../lib/utils/x509";
@@ -158,7 +159,7 @@ describe("legacy OpenVPN, both ways", { skip, timeout: 400_000 }, () => {
     const newNewStatus = async () => (await net.status(ours0.index)).tunnels.filter((x) => x.prefix === net.prefix(ours1.index))
       .concat((await net.status(ours1.index)).tunnels.filter((x) => x.prefix === net.prefix(ours0.index)))
       .filter((x) => x.state !== "opening");
-    let upNewNew = await newNewStatus();
+    let upNewNew: Status["tunnels"] = [];
     await waitFor(async () => (upNewNew = await newNewStatus()).length >= 1 && upNewNew.every((x) => x.dataCipher !== null), 10_000, 250);
     assert.ok(upNewNew.length >= 1, "a tunnel between nodes 0 and 1 is past opening");
     for (const x of upNewNew) assert.deepEqual([x.tlsVersion, x.dataCipher, x.legacy], ["TLSv1.3", "AES-256-GCM", false]);
